@@ -1,0 +1,31 @@
+/*
+ * dirty.h - the set of users whose list must be recomputed and published.
+ * A bitmap for membership and an array for the order users became dirty, so
+ * marking is O(1) and a burst of events from one user costs one publish.
+ */
+#ifndef RECSTREAM_DIRTY_H
+#define RECSTREAM_DIRTY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "recstream/common.h"
+
+struct rs_dirty;
+
+struct rs_dirty *rs_dirty_create(void);
+void rs_dirty_destroy(struct rs_dirty *d);
+
+/* Marks user dirty. RS_OK or RS_ENOMEM. */
+rs_err_t rs_dirty_mark(struct rs_dirty *d, uint32_t user);
+
+/* Number of dirty users. */
+size_t rs_dirty_count(const struct rs_dirty *d);
+
+/*
+ * Moves up to max dirty users, oldest first, into out and clears them.
+ * Returns how many were taken.
+ */
+size_t rs_dirty_take(struct rs_dirty *d, uint32_t *out, size_t max);
+
+#endif

@@ -1,0 +1,31 @@
+/*
+ * history.h - which items each user already has: the set the ranker excludes
+ * and the neighbour/reason logic reads. One sorted array of item indices per
+ * user, grown on demand; membership is a binary search.
+ */
+#ifndef RECSTREAM_HISTORY_H
+#define RECSTREAM_HISTORY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "recstream/common.h"
+
+struct rs_history;
+
+struct rs_history *rs_history_create(void);
+void rs_history_destroy(struct rs_history *h);
+
+/* Adds item to user's set. Returns 1 if it was new, 0 if present, -1 on ENOMEM. */
+int rs_history_add(struct rs_history *h, uint32_t user, uint32_t item);
+
+/* 1 if user has item, else 0. */
+int rs_history_contains(const struct rs_history *h, uint32_t user, uint32_t item);
+
+/* The user's items in ascending order (borrowed, valid until the next add); *n set. */
+const uint32_t *rs_history_items(const struct rs_history *h, uint32_t user, size_t *n);
+
+/* Forgets everything about user. */
+void rs_history_clear(struct rs_history *h, uint32_t user);
+
+#endif

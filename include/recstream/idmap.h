@@ -1,0 +1,39 @@
+/*
+ * idmap.h - external ids (strings up to RS_ID_MAX bytes) to dense indices
+ * 0..n-1 and back. Users and items each have one. Open addressing over a
+ * power-of-two table; names live in one growing arena, so a lookup does no
+ * allocation. Indices are never reused while the map lives.
+ */
+#ifndef RECSTREAM_IDMAP_H
+#define RECSTREAM_IDMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "recstream/common.h"
+
+struct rs_idmap;
+
+/* An empty map that will hold at most max_ids ids (0: no limit). */
+struct rs_idmap *rs_idmap_create(uint32_t max_ids);
+void rs_idmap_destroy(struct rs_idmap *map);
+
+/*
+ * Finds id or adds it. Returns RS_OK with *idx (and *created = 1 if it was
+ * added, when created is not NULL), RS_EFULL when the map is at max_ids,
+ * RS_EINVAL for an empty or over-long id, RS_ENOMEM.
+ */
+rs_err_t rs_idmap_intern(struct rs_idmap *map, const char *id, size_t len,
+                         uint32_t *idx, int *created);
+
+/* RS_OK with *idx, or RS_ENOENT. */
+rs_err_t rs_idmap_find(const struct rs_idmap *map, const char *id, size_t len,
+                       uint32_t *idx);
+
+/* The id of idx (not NUL-terminated; *len set), or NULL if idx is out of range. */
+const char *rs_idmap_name(const struct rs_idmap *map, uint32_t idx, size_t *len);
+
+/* Number of ids held. */
+uint32_t rs_idmap_count(const struct rs_idmap *map);
+
+#endif

@@ -1,0 +1,84 @@
+/*
+ * kafka.h - the Kafka side of recstream: a consumer-group source that hands
+ * each message to a callback and stores its offset only after the callback
+ * has applied it, and a keyed producer for `recstream produce`. Both build
+ * their librdkafka configuration from [kafka] (pass-through keys included)
+ * and, with `brokers = embedded`, start librdkafka's in-process mock cluster.
+ * This header exposes no librdkafka type: the rest of recstream never
+ * includes rdkafka.h.
+ */
+#ifndef RECSTREAM_KAFKA_H
+#define RECSTREAM_KAFKA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "recstream/common.h"
+#include "recstream/config.h"
+
+/* One consumed message, borrowed for the duration of the callback. */
+struct rs_kafka_msg {
+    const void *payload;
+    size_t len;
+    const void *key;
+    size_t key_len;
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    int64_t ts_ms; /* message timestamp, -1 if none */
+};
+
+/* Called for each message; return 0 when the message is done with (applied
+ * or counted as bad), so its offset may be stored. */
+typedef int (*rs_kafka_handler_t)(void *opaque, const struct rs_kafka_msg *msg);
+
+struct rs_kafka;
+
+/*
+ * A consumer subscribed to conf->topics in group conf->group_id. Every
+ * unknown [kafka] key is set on the librdkafka configuration; a property it
+ * refuses stops start-up with "origin: message" in errstr. Returns NULL on
+ * error.
+ */
+struct rs_kafka *rs_kafka_consumer_create(const struct rs_config *conf, char *errstr,
+                                          size_t errstr_size);
+
+/*
+ * A producer for conf->topics[0] (plus the dead-letter topic when set).
+ * NULL on error, with errstr filled.
+ */
+struct rs_kafka *rs_kafka_producer_create(const struct rs_config *conf, char *errstr,
+                                          size_t errstr_size);
+
+/* Closes the consumer (leaving the group) or flushes the producer, and frees. */
+void rs_kafka_destroy(struct rs_kafka *kc);
+
+/*
+ * Polls up to max messages, waiting at most timeout_ms for the first, and
+ * passes each to handler. Returns the number handled (>= 0); transient broker
+ * errors are logged, not returned.
+ */
+int rs_kafka_consume(struct rs_kafka *kc, int timeout_ms, size_t max,
+                     rs_kafka_handler_t handler, void *opaque);
+
+/* Commits the offsets stored so far (synchronously when sync). */
+rs_err_t rs_kafka_commit(struct rs_kafka *kc, int sync);
+
+/*
+ * Produces payload keyed by key to the main topic. Blocks while the local
+ * queue is full. RS_OK, or RS_EKAFKA with the reason logged.
+ */
+rs_err_t rs_kafka_produce(struct rs_kafka *kc, const void *key, size_t key_len,
+                          const void *payload, size_t len);
+
+/* Waits up to timeout_ms for produced messages to be delivered; returns the
+ * number still undelivered. */
+int rs_kafka_flush(struct rs_kafka *kc, int timeout_ms);
+
+/* Delivery failures seen by the producer so far. */
+uint64_t rs_kafka_delivery_errors(const struct rs_kafka *kc);
+
+/* With brokers = embedded: the mock cluster's bootstrap address, else NULL. */
+const char *rs_kafka_embedded_bootstraps(const struct rs_kafka *kc);
+
+#endif

@@ -1,0 +1,71 @@
+/*
+ * model.h - the online matrix factorisation model: global mean, user and item
+ * biases and k latent factors, updated by one SGD step per event. Rows are
+ * contiguous (user u's factors at P[u*k], item i's at Q[i*k]) so the ranker can
+ * hand the item matrix to BLAS as it is. The random state is part of the model:
+ * the same events in the same order with the same seed give the same bits.
+ */
+#ifndef RECSTREAM_MODEL_H
+#define RECSTREAM_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "recstream/common.h"
+
+struct rs_model_params {
+    int factors;          /* k */
+    float learning_rate;
+    float regularization;
+    float init_std;       /* new factors drawn from N(0, init_std^2) */
+    float rating_min;
+    float rating_max;
+    int negatives;        /* sampled negatives per play event */
+    uint64_t seed;
+    uint32_t max_users;
+    uint32_t max_items;
+};
+
+struct rs_model;
+
+/* A model with no users or items; NULL on bad params or ENOMEM. */
+struct rs_model *rs_model_create(const struct rs_model_params *params);
+void rs_model_destroy(struct rs_model *m);
+
+/*
+ * Makes room for user index u and item index i (dense, from the id maps),
+ * initialising new rows. RS_EFULL past max_users/max_items, RS_ENOMEM; on
+ * error neither side grows. Pass RS_NONE for u or i to grow only the other side.
+ */
+rs_err_t rs_model_ensure(struct rs_model *m, uint32_t u, uint32_t i);
+
+/*
+ * One SGD step on an explicit rating r for (u, i). Returns the error before the
+ * step, or NAN without changing anything when r is not finite, off the rating
+ * scale, or u/i has not been ensured.
+ */
+float rs_model_update_rate(struct rs_model *m, uint32_t u, uint32_t i, float r);
+
+/*
+ * One step on an implicit play with confidence weight w (positive + sampled
+ * negatives). Ignored when w is not finite or <= 0, or u/i has not been ensured.
+ */
+void rs_model_update_play(struct rs_model *m, uint32_t u, uint32_t i, float w);
+
+/* Predicted rating for (u, i), clamped to the rating scale. */
+float rs_model_predict(const struct rs_model *m, uint32_t u, uint32_t i);
+
+/* Sizes and raw parameters, for the ranker and snapshots (borrowed). */
+int rs_model_factors(const struct rs_model *m);
+uint32_t rs_model_users(const struct rs_model *m);
+uint32_t rs_model_items(const struct rs_model *m);
+float rs_model_global_mean(const struct rs_model *m);
+const float *rs_model_user_factors(const struct rs_model *m, uint32_t u); /* k floats */
+float rs_model_user_bias(const struct rs_model *m, uint32_t u);
+const float *rs_model_item_matrix(const struct rs_model *m); /* items x k, row-major */
+const float *rs_model_item_biases(const struct rs_model *m); /* items */
+
+/* Events applied so far. */
+uint64_t rs_model_events(const struct rs_model *m);
+
+#endif

@@ -1,0 +1,72 @@
+/*
+ * pipeline.h - the model side of the main loop, shared by `run` (events from
+ * Kafka) and `replay` (events from a file): decode, map ids, update the model,
+ * mark the user dirty; then, every publish interval, rank the dirty users and
+ * write their lists to Redis. It owns the id maps, the model, the histories,
+ * the dirty set and the ranker; it borrows the Redis sink.
+ */
+#ifndef RECSTREAM_PIPELINE_H
+#define RECSTREAM_PIPELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "recstream/common.h"
+#include "recstream/config.h"
+#include "recstream/event.h"
+#include "recstream/idmap.h"
+#include "recstream/model.h"
+#include "recstream/redis.h"
+
+struct rs_pipeline_stats {
+    uint64_t events_applied;
+    uint64_t events_rejected;
+    uint64_t rejected_by_reason[RS_REASON_COUNT];
+    uint64_t events_over_capacity; /* refused because max_users/max_items was reached */
+    uint64_t lists_published;
+    uint64_t lists_deleted;
+    uint64_t publish_errors;
+};
+
+struct rs_pipeline;
+
+/* A pipeline configured by conf (borrowed; must outlive it), publishing
+ * through redis (borrowed; NULL: nothing is published). NULL on error. */
+struct rs_pipeline *rs_pipeline_create(const struct rs_config *conf,
+                                       struct rs_redis *redis, char *errstr,
+                                       size_t errstr_size);
+void rs_pipeline_destroy(struct rs_pipeline *p);
+
+/*
+ * Decodes one payload and applies it, or counts it as rejected. ts_ms is used
+ * when the event carries no time. Returns the reason (RS_REASON_OK if applied
+ * or refused only for capacity).
+ */
+enum rs_event_reason rs_pipeline_handle(struct rs_pipeline *p, const void *buf,
+                                        size_t len, int64_t ts_ms);
+
+/* Applies an already decoded and validated event. RS_OK, RS_EFULL (counted), RS_ENOMEM. */
+rs_err_t rs_pipeline_apply(struct rs_pipeline *p, const struct rs_event *ev);
+
+/* Counts an input refused for reason. */
+void rs_pipeline_reject(struct rs_pipeline *p, enum rs_event_reason reason);
+
+/* 1 when the publish interval has passed and users are waiting. */
+int rs_pipeline_publish_due(const struct rs_pipeline *p);
+
+/*
+ * Ranks and writes every dirty user's list (users without history get their
+ * key deleted), then the meta hash. On a Redis error the users stay dirty
+ * and RS_EREDIS is returned; the next call retries.
+ */
+rs_err_t rs_pipeline_publish(struct rs_pipeline *p);
+
+/* Number of users waiting to be published. */
+size_t rs_pipeline_dirty(const struct rs_pipeline *p);
+
+const struct rs_pipeline_stats *rs_pipeline_stats(const struct rs_pipeline *p);
+const struct rs_idmap *rs_pipeline_users(const struct rs_pipeline *p);
+const struct rs_idmap *rs_pipeline_items(const struct rs_pipeline *p);
+const struct rs_model *rs_pipeline_model(const struct rs_pipeline *p);
+
+#endif

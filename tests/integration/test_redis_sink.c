@@ -1,0 +1,179 @@
+/*
+ * test_redis_sink.c - the pipeline publishing through the Redis sink to a
+ * real redis-server (port from RS_REDIS_PORT; scripts/test.sh starts one):
+ * lists in each format land under the configured prefix and parse, never hold
+ * an item the user has, `forget` deletes the list, the meta hash counts the
+ * events, and an unreachable server keeps users dirty for a later retry.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+
+#include "recstream/config.h"
+#include "recstream/log.h"
+#include "recstream/pipeline.h"
+#include "recstream/redis.h"
+
+static int redis_port(void)
+{
+    const char *port = getenv("RS_REDIS_PORT");
+    return port ? atoi(port) : 0;
+}
+
+static struct rs_config *conf_for(const char *format, int port, const char *prefix)
+{
+    char errstr[256], set[128];
+    struct rs_config *conf = rs_config_create();
+    assert_non_null(conf);
+    snprintf(set, sizeof(set), "redis.port=%d", port);
+    assert_int_equal(rs_config_set(conf, set, errstr, sizeof(errstr)), RS_OK);
+    snprintf(set, sizeof(set), "redis.format=%s", format);
+    assert_int_equal(rs_config_set(conf, set, errstr, sizeof(errstr)), RS_OK);
+    snprintf(set, sizeof(set), "redis.prefix=%s", prefix);
+    assert_int_equal(rs_config_set(conf, set, errstr, sizeof(errstr)), RS_OK);
+    assert_int_equal(rs_config_set(conf, "model.factors=8", errstr, sizeof(errstr)), RS_OK);
+    assert_int_equal(rs_config_set(conf, "ranking.top_n=5", errstr, sizeof(errstr)), RS_OK);
+    return conf;
+}
+
+/* 3 users, 10 items; user uN has items 0..N. */
+static void feed(struct rs_pipeline *p)
+{
+    char json[128];
+    for (int item = 0; item < 10; item++) {
+        snprintf(json, sizeof(json), "{\"user\":\"z\",\"item\":%d,\"type\":\"rate\",\"value\":3}",
+                 item);
+        rs_pipeline_handle(p, json, strlen(json), 1);
+    }
+    for (int u = 0; u < 3; u++)
+        for (int item = 0; item <= u; item++) {
+            snprintf(json, sizeof(json),
+                     "{\"user\":\"u%d\",\"item\":%d,\"type\":\"rate\",\"value\":4}", u, item);
+            rs_pipeline_handle(p, json, strlen(json), 1);
+        }
+}
+
+static void test_json_lists_parse_and_exclude_seen_items(void **state)
+{
+    char errstr[256];
+    int port = redis_port();
+    struct rs_config *conf;
+    struct rs_redis *sink;
+    struct rs_pipeline *p;
+    redisContext *c;
+    (void)state;
+
+    if (!port) fail_msg("RS_REDIS_PORT is not set: run through scripts/test.sh");
+    conf = conf_for("json", port, "t1:");
+    sink = rs_redis_create(conf);
+    p = rs_pipeline_create(conf, sink, errstr, sizeof(errstr));
+    feed(p);
+    assert_int_equal(rs_pipeline_publish(p), RS_OK);
+    assert_int_equal(rs_pipeline_dirty(p), 0);
+
+    c = redisConnect("127.0.0.1", port);
+    assert_false(c->err);
+    for (int u = 0; u < 3; u++) {
+        redisReply *r = redisCommand(c, "GET t1:rec:u%d", u);
+        json_error_t jerr;
+        json_t *list;
+        assert_int_equal(r->type, REDIS_REPLY_STRING);
+        list = json_loadb(r->str, r->len, 0, &jerr);
+        assert_non_null(list);
+        assert_int_equal(json_array_size(list), 5);
+        for (size_t j = 0; j < json_array_size(list); j++) {
+            const char *item = json_string_value(json_object_get(json_array_get(list, j), "item"));
+            assert_non_null(item);
+            assert_true(atoi(item) > u); /* items 0..u are the user's own */
+        }
+        json_decref(list);
+        freeReplyObject(r);
+    }
+    {
+        redisReply *r = redisCommand(c, "HGET t1:meta events_applied");
+        assert_int_equal(r->type, REDIS_REPLY_STRING);
+        assert_string_equal(r->str, "16");
+        freeReplyObject(r);
+    }
+    redisFree(c);
+    rs_pipeline_destroy(p);
+    rs_redis_destroy(sink);
+    rs_config_destroy(conf);
+}
+
+static void test_zset_format_and_forget(void **state)
+{
+    char errstr[256];
+    int port = redis_port();
+    struct rs_config *conf;
+    struct rs_redis *sink;
+    struct rs_pipeline *p;
+    redisContext *c;
+    redisReply *r;
+    const char *forget = "{\"user\":\"u1\",\"type\":\"forget\"}";
+    (void)state;
+
+    if (!port) fail_msg("RS_REDIS_PORT is not set: run through scripts/test.sh");
+    conf = conf_for("zset", port, "t2:");
+    sink = rs_redis_create(conf);
+    p = rs_pipeline_create(conf, sink, errstr, sizeof(errstr));
+    feed(p);
+    assert_int_equal(rs_pipeline_publish(p), RS_OK);
+
+    c = redisConnect("127.0.0.1", port);
+    r = redisCommand(c, "ZREVRANGE t2:rec:u1 0 -1");
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 5);
+    freeReplyObject(r);
+
+    assert_int_equal(rs_pipeline_handle(p, forget, strlen(forget), 1), RS_REASON_OK);
+    assert_int_equal(rs_pipeline_publish(p), RS_OK);
+    r = redisCommand(c, "EXISTS t2:rec:u1");
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    r = redisCommand(c, "EXISTS t2:rec:u2");
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+
+    redisFree(c);
+    rs_pipeline_destroy(p);
+    rs_redis_destroy(sink);
+    rs_config_destroy(conf);
+}
+
+static void test_unreachable_redis_keeps_users_dirty(void **state)
+{
+    char errstr[256];
+    struct rs_config *conf = conf_for("json", 1, "t3:"); /* nothing listens on port 1 */
+    struct rs_redis *sink = rs_redis_create(conf);
+    struct rs_pipeline *p = rs_pipeline_create(conf, sink, errstr, sizeof(errstr));
+    (void)state;
+
+    feed(p);
+    assert_int_equal(rs_pipeline_dirty(p), 4);
+    assert_int_equal(rs_pipeline_publish(p), RS_EREDIS);
+    assert_int_equal(rs_pipeline_dirty(p), 4);
+    assert_true(rs_pipeline_stats(p)->publish_errors > 0);
+    rs_pipeline_destroy(p);
+    rs_redis_destroy(sink);
+    rs_config_destroy(conf);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json_lists_parse_and_exclude_seen_items),
+        cmocka_unit_test(test_zset_format_and_forget),
+        cmocka_unit_test(test_unreachable_redis_keeps_users_dirty),
+    };
+    rs_log_set_level(RS_LOG_ERROR);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
