@@ -13,21 +13,56 @@
 #include <time.h>
 
 #include "recstream/cli.h"
+#include "recstream/exposition.h"
 #include "recstream/kafka.h"
 #include "recstream/log.h"
+#include "recstream/metrics.h"
 #include "recstream/pipeline.h"
 #include "recstream/redis.h"
 
 #define CONSUME_BATCH 10000
 #define STATS_EVERY_NS (10ull * 1000000000ull)
+#define METRICS_EVERY_NS 1000000000ull
 #define SHUTDOWN_PUBLISH_NS (10ull * 1000000000ull) /* Redis may be down at exit */
 
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested;
 
-static void on_stop_signal(int sig)
+static void on_signal(int sig)
 {
-    (void)sig;
-    stop_requested = 1;
+    if (sig == SIGHUP)
+        reload_requested = 1;
+    else
+        stop_requested = 1;
+}
+
+/* SIGHUP: re-reads the file (with the same --set overrides) and applies what
+ * may change live; a file that does not load is reported and ignored. */
+static void reload(struct rs_config *conf, const struct rs_cli_conf_opts *copts)
+{
+    struct rs_config *fresh;
+    int changed;
+
+    rs_info("SIGHUP: reloading %s", copts->path);
+    fresh = rs_cli_load_config(copts);
+    if (!fresh) {
+        rs_error("config reload failed; the running configuration is kept");
+        rs_log_set_level((enum rs_log_level)conf->log_level);
+        return;
+    }
+    changed = rs_config_apply_live(conf, fresh);
+    rs_log_set_level((enum rs_log_level)conf->log_level);
+    rs_info("config reload: %d live setting(s) changed", changed);
+    rs_config_destroy(fresh);
+}
+
+/* Renders the metrics text and hands it to the HTTP server. */
+static void update_metrics(struct rs_metrics *metrics, const struct rs_pipeline *p,
+                           const struct rs_exposition_extra *extra, struct rs_buf *text)
+{
+    rs_buf_reset(text);
+    if (rs_exposition_render(text, p, extra) == RS_OK)
+        rs_metrics_publish(metrics, text->data, text->len);
 }
 
 static int handle_message(void *opaque, const struct rs_kafka_msg *msg)
@@ -52,6 +87,8 @@ static void usage(FILE *out)
             "  -h, --help             this text\n"
             "\n"
             "Stop with SIGTERM or SIGINT: lists are published and offsets committed first.\n"
+            "SIGHUP re-reads the file and applies ranking weights, log level and publish\n"
+            "interval at once; other changed keys are reported and wait for a restart.\n"
             "\n"
             "examples:\n"
             "  recstream run -c config/recstream.conf\n"
@@ -96,6 +133,10 @@ int rs_cmd_run(int argc, char **argv)
     int opt, rc = RS_EXIT_RUNTIME;
     uint64_t last_stats, last_commit, deadline;
     struct sigaction sa;
+    struct rs_metrics *metrics = NULL;
+    struct rs_exposition_extra extra = {rs_now_ms()};
+    struct rs_buf text;
+    uint64_t last_metrics = 0;
 
     optind = 1;
     while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
@@ -123,9 +164,11 @@ int rs_cmd_run(int argc, char **argv)
     if (!conf) return RS_EXIT_USAGE;
 
     memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_stop_signal;
+    sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    rs_buf_init(&text);
     signal(SIGPIPE, SIG_IGN);
 
     redis = rs_redis_create(conf);
@@ -137,6 +180,14 @@ int rs_cmd_run(int argc, char **argv)
     if (!p) {
         rs_error("%s", errstr);
         goto out;
+    }
+    if (conf->metrics_listen && *conf->metrics_listen) {
+        metrics = rs_metrics_create(conf->metrics_listen, errstr, sizeof(errstr));
+        if (!metrics) {
+            fprintf(stderr, "recstream: %s\n", errstr);
+            rc = RS_EXIT_USAGE;
+            goto out;
+        }
     }
     kc = rs_kafka_consumer_create(conf, errstr, sizeof(errstr));
     if (!kc) {
@@ -163,6 +214,14 @@ int rs_cmd_run(int argc, char **argv)
             rs_kafka_commit(kc, 0); /* e.g. only bad messages since the last one */
             last_commit = rs_mono_ns();
         }
+        if (reload_requested) {
+            reload_requested = 0;
+            reload(conf, &copts);
+        }
+        if (metrics && rs_mono_ns() - last_metrics >= METRICS_EVERY_NS) {
+            update_metrics(metrics, p, &extra, &text);
+            last_metrics = rs_mono_ns();
+        }
         if (rs_mono_ns() - last_stats >= STATS_EVERY_NS) {
             log_stats(p);
             last_stats = last_commit = rs_mono_ns();
@@ -181,10 +240,13 @@ int rs_cmd_run(int argc, char **argv)
         rs_warn("%zu lists could not be written; offsets not committed",
                 rs_pipeline_dirty(p));
     log_stats(p);
+    if (metrics) update_metrics(metrics, p, &extra, &text);
     rc = RS_EXIT_OK;
 
 out:
     rs_kafka_destroy(kc);
+    rs_metrics_destroy(metrics);
+    rs_buf_free(&text);
     rs_pipeline_destroy(p);
     rs_redis_destroy(redis);
     rs_config_destroy(conf);

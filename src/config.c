@@ -958,3 +958,57 @@ const char *rs_config_format_name(enum rs_list_format format)
         return format_names[format];
     return "unknown";
 }
+
+/* Writes the value of o in conf as text, for comparing and reporting. */
+static void format_value(const struct rs_config *conf, const struct opt *o, char *out,
+                         size_t size)
+{
+    const void *field = (const char *)conf + o->offset;
+    size_t len = 0;
+
+    out[0] = '\0';
+    switch (o->type) {
+    case OPT_STRING: snprintf(out, size, "%s", *(char *const *)field ? *(char *const *)field : ""); break;
+    case OPT_LIST: {
+        char *const *items = *(char *const *const *)field;
+        size_t cnt = *(const size_t *)((const char *)conf + o->cnt_offset);
+        for (size_t j = 0; j < cnt && len < size; j++)
+            len += (size_t)snprintf(out + len, size - len, "%s%s", j ? "," : "", items[j]);
+        break;
+    }
+    case OPT_INT: snprintf(out, size, "%d", *(const int *)field); break;
+    case OPT_INT64: snprintf(out, size, "%lld", (long long)*(const int64_t *)field); break;
+    case OPT_UINT32: snprintf(out, size, "%u", *(const uint32_t *)field); break;
+    case OPT_UINT64: snprintf(out, size, "%llu", (unsigned long long)*(const uint64_t *)field); break;
+    case OPT_DOUBLE: snprintf(out, size, "%.17g", *(const double *)field); break;
+    case OPT_ENUM: snprintf(out, size, "%s", o->names[*(const int *)field]); break;
+    }
+}
+
+/* Copies one live setting; returns 1 if it changed. */
+#define LIVE(field)                                                                   \
+    (running->field != fresh->field ? (running->field = fresh->field, 1) : 0)
+
+int rs_config_apply_live(struct rs_config *running, const struct rs_config *fresh)
+{
+    int changed = LIVE(mf_weight) + LIVE(neighbor_weight) + LIVE(popularity_weight) +
+                  LIVE(log_level) + LIVE(publish_interval_ms);
+    struct rs_config probe = *fresh;
+
+    /* Whatever still differs once the live keys agree needs a restart. */
+    probe.mf_weight = running->mf_weight;
+    probe.neighbor_weight = running->neighbor_weight;
+    probe.popularity_weight = running->popularity_weight;
+    probe.log_level = running->log_level;
+    probe.publish_interval_ms = running->publish_interval_ms;
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+        const struct opt *o = &opts[i];
+        char a[512], b[512];
+        format_value(running, o, a, sizeof(a));
+        format_value(&probe, o, b, sizeof(b));
+        if (strcmp(a, b) != 0)
+            rs_warn("config reload: [%s] %s changed (%s -> %s); it takes effect on restart",
+                    o->section, o->key, a, b);
+    }
+    return changed;
+}

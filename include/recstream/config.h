@@ -121,4 +121,12 @@ rs_err_t rs_config_check(const struct rs_config *conf, char *errstr, size_t errs
 /* Name of a list format ("json", "msgpack", "zset"). */
 const char *rs_config_format_name(enum rs_list_format format);
 
+/*
+ * Copies into running the settings that may change while the daemon runs
+ * (ranking weights, log level, publish interval) from fresh, a newly loaded
+ * and checked configuration. Returns how many settings changed; for every
+ * other key that differs, logs a warning that it needs a restart.
+ */
+int rs_config_apply_live(struct rs_config *running, const struct rs_config *fresh);
+
 #endif

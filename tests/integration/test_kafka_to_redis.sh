@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Integration: 10,000 generated events produced to the real Kafka broker,
 # `recstream run` consuming them into a real redis-server, then e2e_check
-# judges the lists and the committed offsets. Needs RS_KAFKA_BROKERS and
+# judges the lists and the committed offsets. On the way: /metrics is scraped
+# and must count every event, and SIGHUP with a bad file and then a good one
+# must keep the daemon running and apply the live change. Needs RS_KAFKA_BROKERS and
 # RS_REDIS_PORT (scripts/test.sh starts both).
 #   test_kafka_to_redis.sh RECSTREAM_BIN E2E_CHECK_BIN CONFIG
 set -euo pipefail
@@ -25,7 +27,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-SETS=(--set "kafka.brokers=$RS_KAFKA_BROKERS" --set "kafka.topics=$TOPIC"
+METRICS_PORT=$((40000 + RANDOM % 20000))
+cp "$CONFIG" "$DIR/recstream.conf"
+CONFIG="$DIR/recstream.conf"
+SETS=(--set "metrics.listen=127.0.0.1:$METRICS_PORT" --set "kafka.brokers=$RS_KAFKA_BROKERS" --set "kafka.topics=$TOPIC"
       --set "kafka.group.id=$GROUP" --set "redis.port=$RS_REDIS_PORT"
       --set "redis.prefix=$PREFIX" --set "snapshot.dir=$DIR/snapshots")
 
@@ -44,6 +49,31 @@ for _ in $(seq 1 240); do
   sleep 0.5
 done
 echo "recstream applied ${applied:-0} of $EVENTS events"
+
+scrape() { # GET /metrics with bash alone
+  exec 3<>"/dev/tcp/127.0.0.1/$METRICS_PORT"
+  printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3
+  cat <&3
+  exec 3<&-
+}
+sleep 1.5 # the metrics text is rendered once a second
+metrics=$(scrape)
+grep -q "^recstream_events_applied_total $EVENTS\$" <<<"$metrics" \
+  || { echo "FAIL: /metrics does not count $EVENTS applied events"; grep applied <<<"$metrics"; exit 1; }
+grep -q '^recstream_events_rejected_total{reason="malformed"} 0$' <<<"$metrics" \
+  || { echo "FAIL: /metrics rejected counts missing"; exit 1; }
+echo "metrics: $(grep -c '^recstream_' <<<"$metrics") samples, applied count matches"
+
+echo "bogus line without equals" >>"$CONFIG"
+kill -HUP "$PID"; sleep 0.5
+kill -0 "$PID" || { echo "FAIL: SIGHUP with a bad file stopped the daemon"; exit 1; }
+grep -q "config reload failed" "$DIR/run.log" || { echo "FAIL: bad reload not reported"; exit 1; }
+sed -i '$d' "$CONFIG"
+sed -i 's/^mf_weight *=.*/mf_weight = 0.75/' "$CONFIG"
+kill -HUP "$PID"; sleep 0.5
+grep -q "config reload: 1 live setting(s) changed" "$DIR/run.log" \
+  || { echo "FAIL: good reload not applied"; tail -5 "$DIR/run.log"; exit 1; }
+echo "SIGHUP: bad file reported and ignored, good file applied"
 
 kill -TERM "$PID"
 rc=0

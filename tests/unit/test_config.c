@@ -693,6 +693,27 @@ static void test_shipped_config_loads_and_states_the_defaults(void **state)
     rs_config_destroy(conf);
 }
 
+static void test_apply_live_copies_only_live_settings(void **state)
+{
+    char errstr[256];
+    struct rs_config *running = rs_config_create();
+    struct rs_config *fresh = rs_config_create();
+    (void)state;
+    assert_int_equal(rs_config_set(fresh, "ranking.mf_weight=0.5", errstr, sizeof(errstr)), RS_OK);
+    assert_int_equal(rs_config_set(fresh, "redis.publish_interval_ms=250", errstr, sizeof(errstr)),
+                     RS_OK);
+    assert_int_equal(rs_config_set(fresh, "log.level=debug", errstr, sizeof(errstr)), RS_OK);
+    assert_int_equal(rs_config_set(fresh, "model.factors=8", errstr, sizeof(errstr)), RS_OK);
+    assert_int_equal(rs_config_apply_live(running, fresh), 3);
+    assert_true(running->mf_weight == 0.5);
+    assert_int_equal(running->publish_interval_ms, 250);
+    assert_int_equal(running->log_level, 3);
+    assert_int_equal(running->factors, 64); /* needs a restart: unchanged */
+    assert_int_equal(rs_config_apply_live(running, fresh), 0);
+    rs_config_destroy(running);
+    rs_config_destroy(fresh);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -727,6 +748,7 @@ int main(void)
         cmocka_unit_test(test_set_refuses_bad_input_naming_the_assignment),
         cmocka_unit_test(test_check_after_set_catches_cross_key_conflicts),
         cmocka_unit_test(test_format_names),
+        cmocka_unit_test(test_apply_live_copies_only_live_settings),
         cmocka_unit_test(test_shipped_config_loads_and_states_the_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,90 @@
+/*
+ * exposition.c - renders the pipeline's state as Prometheus text. Counters
+ * end in _total, sizes in _bytes, times in _seconds; rejected events carry
+ * their reason as a label, with every reason present (at 0) so dashboards
+ * can rely on the series existing.
+ */
+#include "recstream/exposition.h"
+
+#include <stdio.h>
+
+#include "recstream/event.h"
+#include "recstream/metrics.h"
+#include "recstream/model.h"
+
+static rs_err_t counter(struct rs_buf *b, const char *name, const char *help, double v)
+{
+    rs_err_t err = rs_metrics_family(b, name, "counter", help);
+    return err ? err : rs_metrics_sample(b, name, NULL, v);
+}
+
+static rs_err_t gauge(struct rs_buf *b, const char *name, const char *help, double v)
+{
+    rs_err_t err = rs_metrics_family(b, name, "gauge", help);
+    return err ? err : rs_metrics_sample(b, name, NULL, v);
+}
+
+/* Bytes held by the model's parameter arrays. */
+static double model_bytes(const struct rs_model *m)
+{
+    double k = rs_model_factors(m);
+    return ((double)rs_model_users(m) + (double)rs_model_items(m)) * (k + 1) * sizeof(float);
+}
+
+rs_err_t rs_exposition_render(struct rs_buf *b, const struct rs_pipeline *p,
+                              const struct rs_exposition_extra *extra)
+{
+    const struct rs_pipeline_stats *st = rs_pipeline_stats(p);
+    const struct rs_model *m = rs_pipeline_model(p);
+    rs_err_t err = RS_OK;
+    char labels[64];
+
+    err = rs_metrics_family(b, "recstream_build_info", "gauge", "Version of recstream.");
+    if (!err) err = rs_metrics_sample(b, "recstream_build_info", "version=\"" RS_VERSION "\"", 1);
+    if (!err)
+        err = gauge(b, "process_start_time_seconds", "Start time of the process since the epoch.",
+                    (double)extra->start_time_ms / 1000.0);
+    if (!err)
+        err = counter(b, "recstream_events_applied_total", "Events applied to the model.",
+                      (double)st->events_applied);
+    if (!err)
+        err = rs_metrics_family(b, "recstream_events_rejected_total", "counter",
+                                "Events refused as bad input, by reason.");
+    for (int r = 1; r < RS_REASON_COUNT && !err; r++) {
+        snprintf(labels, sizeof(labels), "reason=\"%s\"",
+                 rs_event_reason_str((enum rs_event_reason)r));
+        err = rs_metrics_sample(b, "recstream_events_rejected_total", labels,
+                                (double)st->rejected_by_reason[r]);
+    }
+    if (!err)
+        err = counter(b, "recstream_events_over_capacity_total",
+                      "Events dropped because max_users or max_items was reached.",
+                      (double)st->events_over_capacity);
+    if (!err)
+        err = counter(b, "recstream_lists_published_total", "Top-N lists written to Redis.",
+                      (double)st->lists_published);
+    if (!err)
+        err = counter(b, "recstream_lists_deleted_total",
+                      "Top-N lists deleted from Redis (users without history).",
+                      (double)st->lists_deleted);
+    if (!err)
+        err = counter(b, "recstream_publish_errors_total",
+                      "Publish rounds that failed (Redis errors); their users stay dirty.",
+                      (double)st->publish_errors);
+    if (!err)
+        err = gauge(b, "recstream_dirty_users", "Users waiting for their list to be published.",
+                    (double)rs_pipeline_dirty(p));
+    if (!err)
+        err = gauge(b, "recstream_model_users", "Users in the model.",
+                    (double)rs_idmap_count(rs_pipeline_users(p)));
+    if (!err)
+        err = gauge(b, "recstream_model_items", "Items in the model.",
+                    (double)rs_idmap_count(rs_pipeline_items(p)));
+    if (!err)
+        err = gauge(b, "recstream_model_bytes", "Bytes held by the model's factors and biases.",
+                    model_bytes(m));
+    if (!err)
+        err = gauge(b, "recstream_model_factors", "Latent factors per user and item (k).",
+                    (double)rs_model_factors(m));
+    return err;
+}
