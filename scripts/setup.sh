@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   librdkafka-dev libhiredis-dev libmsgpack-dev libopenblas-dev
   libinih-dev libjansson-dev libcmocka-dev libmicrohttpd-dev
-  redis-server
+  redis-server python3 python3-yaml
   openjdk-17-jre-headless maven
 )
 

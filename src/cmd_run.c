@@ -76,6 +76,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: recstream run -c FILE [--set section.key=value]... [--brokers-file PATH]\n"
+            "                     [--check]\n"
             "\n"
             "Consumes events from Kafka, updates the model after every event and keeps\n"
             "each active user's top-N list in Redis.\n"
@@ -84,6 +85,7 @@ static void usage(FILE *out)
             "      --set S.K=V        override one key, e.g. --set redis.port=6380\n"
             "      --brokers-file P   with brokers = embedded, write the embedded broker's\n"
             "                         address to P so `recstream produce` can reach it\n"
+            "      --check            load and check the configuration, then exit\n"
             "  -h, --help             this text\n"
             "\n"
             "Stop with SIGTERM or SIGINT: lists are published and offsets committed first.\n"
@@ -120,11 +122,13 @@ int rs_cmd_run(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},
         {"set", required_argument, NULL, 's'},
         {"brokers-file", required_argument, NULL, 'b'},
+        {"check", no_argument, NULL, 'k'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct rs_cli_conf_opts copts = {0};
     const char *brokers_file = NULL;
+    int check_only = 0;
     struct rs_config *conf = NULL;
     struct rs_redis *redis = NULL;
     struct rs_pipeline *p = NULL;
@@ -146,6 +150,7 @@ int rs_cmd_run(int argc, char **argv)
             if (rs_cli_add_set(&copts, optarg)) return RS_EXIT_USAGE;
             break;
         case 'b': brokers_file = optarg; break;
+        case 'k': check_only = 1; break;
         case 'h': usage(stdout); return RS_EXIT_OK;
         default: usage(stderr); return RS_EXIT_USAGE;
         }
@@ -162,6 +167,11 @@ int rs_cmd_run(int argc, char **argv)
     }
     conf = rs_cli_load_config(&copts);
     if (!conf) return RS_EXIT_USAGE;
+    if (check_only) {
+        printf("%s: configuration OK\n", copts.path);
+        rs_config_destroy(conf);
+        return RS_EXIT_OK;
+    }
 
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;

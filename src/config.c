@@ -186,7 +186,7 @@ static const struct opt opts[] = {
           "events between snapshots; 0: not by count"),
     INT("snapshot", "keep", snapshot_keep, "3", 1, 1000, "snapshots kept on disk"),
 
-    STR("metrics", "listen", metrics_listen, "", 0,
+    STR("metrics", "listen", metrics_listen, "127.0.0.1:9464", 0,
         "host:port of the HTTP metrics endpoint; empty: off"),
 
     ENUM("log", "level", log_level, "info", level_names,

@@ -118,7 +118,7 @@ static void test_defaults_match_documented_values(void **state)
     assert_int_equal(conf->snapshot_interval_s, 60);
     assert_true(conf->snapshot_every_events == 0);
     assert_int_equal(conf->snapshot_keep, 3);
-    assert_string_equal(conf->metrics_listen, "");
+    assert_string_equal(conf->metrics_listen, "127.0.0.1:9464");
     assert_int_equal(conf->log_level, RS_LOG_INFO);
     assert_int_equal(rs_config_check(conf, NULL, 0), RS_OK);
     rs_config_destroy(conf);
