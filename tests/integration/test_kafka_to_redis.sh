@@ -88,3 +88,9 @@ fi
 
 "$CHECK" --input "$DIR/events.jsonl" --brokers "$RS_KAFKA_BROKERS" --topic "$TOPIC" \
   --group "$GROUP" --prefix "$PREFIX" --redis-port "$RS_REDIS_PORT" --expect "$EVENTS"
+
+# The example frontend reader gets the personal list of a user with events.
+READER="$(cd "$(dirname "$0")/../.." && pwd)/scripts/example_reader.py"
+out=$(/usr/bin/python3 "$READER" u1 --port "$RS_REDIS_PORT" --prefix "$PREFIX" --json)
+grep -q '"source": "personal"' <<<"$out" || { echo "FAIL: example reader: $out"; exit 1; }
+echo "example reader: personal list for u1"
