@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  build-essential cmake pkg-config
+  build-essential cmake pkg-config clang libclang-rt-14-dev
   librdkafka-dev libhiredis-dev libmsgpack-dev libopenblas-dev
   libinih-dev libjansson-dev libcmocka-dev libmicrohttpd-dev
   redis-server python3 python3-yaml

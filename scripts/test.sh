@@ -64,6 +64,13 @@ cmake --build build-asan -j "$JOBS"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_ctest "sanitizer unit tests" --test-dir build-asan -LE integration --output-on-failure -j "$JOBS"
 
+step "fuzzing the event decoders for ${RS_FUZZ_SECONDS:-60} s"
+if "$ROOT/scripts/fuzz" "${RS_FUZZ_SECONDS:-60}"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); failures+=("fuzzing")
+fi
+
 if [ "$UNIT_ONLY" -eq 0 ]; then
   step "services: redis-server on 127.0.0.1:$RS_REDIS_PORT, Apache Kafka on $RS_KAFKA_BROKERS"
   redis-server --port "$RS_REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
