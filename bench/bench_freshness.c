@@ -9,7 +9,8 @@
  * effect. recstream runs as its own process against the same broker/Redis.
  *
  *   bench_freshness BROKERS TOPIC REDIS_PORT PREFIX RATE SECONDS [ITEMS] [USERS]
- * prints one JSON object: rate achieved, probes, p50/p99/max latency in ms.
+ * prints one JSON object: rate achieved, probes, p50/p99/max latency in ms;
+ * with RS_FRESHNESS_DUMP=FILE also every latency (ms), one per line.
  */
 #include <hiredis/hiredis.h>
 #include <librdkafka/rdkafka.h>
@@ -169,6 +170,11 @@ int main(int argc, char **argv)
             missed++;
     }
     qsort(lat, (size_t)n_lat, sizeof(lat[0]), cmp_u64);
+    if (getenv("RS_FRESHNESS_DUMP")) { /* every latency in ms, for plots */
+        FILE *f = fopen(getenv("RS_FRESHNESS_DUMP"), "w");
+        for (int i = 0; f && i < n_lat; i++) fprintf(f, "%.3f\n", (double)lat[i] / 1e6);
+        if (f) fclose(f);
+    }
     printf("{\"target_rate\":%.0f,\"events\":%llu,\"achieved_rate\":%.0f,\"probes\":%d,"
            "\"missed\":%d,\"p50_ms\":%.1f,\"p99_ms\":%.1f,\"max_ms\":%.1f}\n",
            rate, (unsigned long long)sent, (double)sent / seconds, n_probes, missed,
