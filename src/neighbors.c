@@ -1,0 +1,455 @@
+/*
+ * neighbors.c - item-item co-occurrence in bounded memory (the definition is
+ * in neighbors.h). It owns, per item, S = 2k Space-Saving slots (partner id,
+ * decayed count, error) in three arrays of cap_items x S, the decayed
+ * occurrence count N_i, the used-slot count with a "changed" flag, and a FIFO
+ * of changed items; per user, a ring of the last `window` distinct items.
+ *
+ * Decay is kept the way popularity.c keeps it: counts are stored relative to
+ * a reference time t_ref, so an increment at time t is d = 2^((t - t_ref)/h)
+ * and nothing is rescaled per event. When d would pass 2^32 every count is
+ * multiplied by 2^(-(t - t_ref)/h) and t_ref moves to t (one pass over the
+ * item state per 32 half-lives of event time); the float counts therefore
+ * stay far below FLT_MAX. Similarities are ratios of counts with the same
+ * reference, so they never need the current time.
+ */
+#include "recstream/neighbors.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RESCALE_EXPONENT 32.0
+#define USED_MASK 0xffffu
+#define CHANGED_BIT 0x80000000u
+#define INITIAL_ITEMS 256u
+#define INITIAL_USERS 256u
+
+struct rs_neighbors {
+    int k;
+    int window;
+    uint32_t slots; /* S = 2k */
+    double half_life_ms;
+    int64_t t_ref;
+    int have_ref;
+    int64_t last_ts; /* d(last_ts) cached in last_d */
+    float last_d;
+
+    uint32_t n_items, cap_items;
+    uint32_t *ids; /* cap_items x S partner ids */
+    float *cnt;    /* cap_items x S decayed counts (over-estimates) */
+    float *err;    /* cap_items x S over-estimation bound */
+    double *occ;   /* cap_items: N_i */
+    uint32_t *meta; /* cap_items: used slots | CHANGED_BIT */
+    uint32_t *queue; /* cap_items: FIFO ring of changed items */
+    size_t q_head, q_count;
+
+    uint32_t n_users, cap_users;
+    uint32_t *ring;   /* cap_users x window, oldest first */
+    uint32_t *ring_n; /* cap_users */
+};
+
+struct rs_neighbors *rs_neighbors_create(int k, int window, double half_life_s)
+{
+    struct rs_neighbors *nb;
+    if (k < 1 || k > 1000 || window < 1 || window > 1000 || !(half_life_s > 0) ||
+        !isfinite(half_life_s))
+        return NULL;
+    nb = calloc(1, sizeof(*nb));
+    if (!nb) return NULL;
+    nb->k = k;
+    nb->window = window;
+    nb->slots = RS_NEIGHBORS_SLOTS(k);
+    nb->half_life_ms = half_life_s * 1000.0;
+    return nb;
+}
+
+void rs_neighbors_destroy(struct rs_neighbors *nb)
+{
+    if (!nb) return;
+    free(nb->ids);
+    free(nb->cnt);
+    free(nb->err);
+    free(nb->occ);
+    free(nb->meta);
+    free(nb->queue);
+    free(nb->ring);
+    free(nb->ring_n);
+    free(nb);
+}
+
+/* realloc that leaves *p alone on failure and zeroes the new tail. */
+static int grow_array(void *pp, size_t elem, size_t old_n, size_t new_n)
+{
+    void **p = pp;
+    char *q;
+    if (new_n > SIZE_MAX / elem) return -1;
+    q = realloc(*p, new_n * elem);
+    if (!q) return -1;
+    memset(q + old_n * elem, 0, (new_n - old_n) * elem);
+    *p = q;
+    return 0;
+}
+
+static uint32_t next_cap(uint32_t cap, uint32_t idx, uint32_t initial)
+{
+    uint64_t c = cap ? cap : initial;
+    while (c <= idx) c *= 2;
+    return c > UINT32_MAX ? UINT32_MAX : (uint32_t)c;
+}
+
+/* Makes room for item index idx. On failure nothing observable changes. */
+static rs_err_t grow_items(struct rs_neighbors *nb, uint32_t idx)
+{
+    uint32_t cap = next_cap(nb->cap_items, idx, INITIAL_ITEMS);
+    size_t S = nb->slots, old = nb->cap_items;
+    uint32_t *queue;
+
+    if (grow_array(&nb->ids, S * sizeof(uint32_t), old, cap) ||
+        grow_array(&nb->cnt, S * sizeof(float), old, cap) ||
+        grow_array(&nb->err, S * sizeof(float), old, cap) ||
+        grow_array(&nb->occ, sizeof(double), old, cap) ||
+        grow_array(&nb->meta, sizeof(uint32_t), old, cap))
+        return RS_ENOMEM; /* the arrays that grew are only larger */
+    /* The queue is a ring: copy it out in order into the new array. */
+    queue = malloc((size_t)cap * sizeof(*queue));
+    if (!queue) return RS_ENOMEM;
+    for (size_t q = 0; q < nb->q_count; q++) queue[q] = nb->queue[(nb->q_head + q) % old];
+    free(nb->queue);
+    nb->queue = queue;
+    nb->q_head = 0;
+    nb->cap_items = cap;
+    return RS_OK;
+}
+
+static rs_err_t grow_users(struct rs_neighbors *nb, uint32_t idx)
+{
+    uint32_t cap = next_cap(nb->cap_users, idx, INITIAL_USERS);
+    size_t old = nb->cap_users;
+    if (grow_array(&nb->ring, (size_t)nb->window * sizeof(uint32_t), old, cap) ||
+        grow_array(&nb->ring_n, sizeof(uint32_t), old, cap))
+        return RS_ENOMEM;
+    nb->cap_users = cap;
+    return RS_OK;
+}
+
+/* Moves the reference time to t, rescaling every stored count. */
+static void rebase(struct rs_neighbors *nb, int64_t t)
+{
+    double f = exp2(-(double)(t - nb->t_ref) / nb->half_life_ms);
+    size_t cells = (size_t)nb->n_items * nb->slots;
+    for (size_t c = 0; c < cells; c++) {
+        nb->cnt[c] = (float)(nb->cnt[c] * f);
+        nb->err[c] = (float)(nb->err[c] * f);
+    }
+    for (uint32_t i = 0; i < nb->n_items; i++) nb->occ[i] *= f;
+    nb->t_ref = t;
+}
+
+/* d(t) relative to t_ref, rebasing first if it would grow too large. */
+static float decay_weight(struct rs_neighbors *nb, int64_t t)
+{
+    double e;
+    if (!nb->have_ref) {
+        nb->t_ref = t;
+        nb->have_ref = 1;
+        nb->last_ts = t;
+        nb->last_d = 1.0f;
+        return 1.0f;
+    }
+    if (t == nb->last_ts) return nb->last_d;
+    e = (double)(t - nb->t_ref) / nb->half_life_ms;
+    if (e > RESCALE_EXPONENT) {
+        rebase(nb, t);
+        e = 0;
+    }
+    nb->last_ts = t;
+    nb->last_d = (float)exp2(e);
+    return nb->last_d;
+}
+
+static void mark_changed(struct rs_neighbors *nb, uint32_t item)
+{
+    if (nb->meta[item] & CHANGED_BIT) return;
+    nb->meta[item] |= CHANGED_BIT;
+    nb->queue[(nb->q_head + nb->q_count) % nb->cap_items] = item;
+    nb->q_count++;
+}
+
+/* Adds d to C_row,partner in row's Space-Saving slots. */
+static void bump(struct rs_neighbors *nb, uint32_t row, uint32_t partner, float d)
+{
+    size_t base = (size_t)row * nb->slots;
+    uint32_t *ids = nb->ids + base;
+    float *cnt = nb->cnt + base;
+    uint32_t used = nb->meta[row] & USED_MASK;
+    uint32_t s, m;
+
+    for (s = 0; s < used; s++) {
+        if (ids[s] == partner) {
+            cnt[s] += d;
+            return;
+        }
+    }
+    if (used < nb->slots) {
+        ids[used] = partner;
+        cnt[used] = d;
+        nb->err[base + used] = 0;
+        nb->meta[row]++;
+        return;
+    }
+    /* Full: the partner takes the smallest count's slot and inherits it as error. */
+    m = 0;
+    for (s = 1; s < used; s++)
+        if (cnt[s] < cnt[m]) m = s;
+    ids[m] = partner;
+    nb->err[base + m] = cnt[m];
+    cnt[m] += d;
+}
+
+rs_err_t rs_neighbors_add(struct rs_neighbors *nb, uint32_t user, uint32_t item,
+                          int64_t ts_ms)
+{
+    uint32_t W = (uint32_t)nb->window;
+    uint32_t *ring, n, pos;
+    float d;
+
+    if (user == RS_NONE || item == RS_NONE) return RS_EINVAL;
+    if (item >= nb->cap_items && grow_items(nb, item) != RS_OK) return RS_ENOMEM;
+    if (user >= nb->cap_users && grow_users(nb, user) != RS_OK) return RS_ENOMEM;
+    if (item >= nb->n_items) nb->n_items = item + 1;
+    if (user >= nb->n_users) nb->n_users = user + 1;
+
+    ring = nb->ring + (size_t)user * W;
+    n = nb->ring_n[user];
+    for (pos = 0; pos < n; pos++)
+        if (ring[pos] == item) break;
+    if (pos < n) {
+        /* Already recent: only its place changes. */
+        memmove(ring + pos, ring + pos + 1, (size_t)(n - pos - 1) * sizeof(*ring));
+        ring[n - 1] = item;
+        return RS_OK;
+    }
+    d = decay_weight(nb, ts_ms);
+    nb->occ[item] += d;
+    for (uint32_t r = 0; r < n; r++) {
+        uint32_t j = ring[r];
+        bump(nb, item, j, d);
+        bump(nb, j, item, d);
+        mark_changed(nb, j);
+    }
+    if (n > 0) mark_changed(nb, item);
+    if (n == W) {
+        memmove(ring, ring + 1, (size_t)(W - 1) * sizeof(*ring));
+        n--;
+    }
+    ring[n] = item;
+    nb->ring_n[user] = n + 1;
+    return RS_OK;
+}
+
+void rs_neighbors_forget(struct rs_neighbors *nb, uint32_t user)
+{
+    if (nb && user < nb->n_users) nb->ring_n[user] = 0;
+}
+
+const uint32_t *rs_neighbors_recent(const struct rs_neighbors *nb, uint32_t user,
+                                    size_t *n)
+{
+    if (!nb || user >= nb->n_users) {
+        *n = 0;
+        return NULL;
+    }
+    *n = nb->ring_n[user];
+    return nb->ring + (size_t)user * (size_t)nb->window;
+}
+
+/* sim of row i's slot s. */
+static float slot_sim(const struct rs_neighbors *nb, uint32_t i, size_t cell)
+{
+    uint32_t j = nb->ids[cell];
+    double lower = (double)nb->cnt[cell] - (double)nb->err[cell];
+    double den = nb->occ[i] * nb->occ[j];
+    if (!(lower > 0) || !(den > 0)) return 0.0f;
+    return (float)(lower / sqrt(den));
+}
+
+float rs_neighbors_sim(const struct rs_neighbors *nb, uint32_t i, uint32_t j)
+{
+    size_t base;
+    uint32_t used;
+    if (!nb || i >= nb->n_items) return 0.0f;
+    base = (size_t)i * nb->slots;
+    used = nb->meta[i] & USED_MASK;
+    for (uint32_t s = 0; s < used; s++)
+        if (nb->ids[base + s] == j) return slot_sim(nb, i, base + s);
+    return 0.0f;
+}
+
+size_t rs_neighbors_similar(const struct rs_neighbors *nb, uint32_t item, size_t max,
+                            struct rs_rec *out)
+{
+    size_t n = 0, base;
+    uint32_t used;
+
+    if (!nb || item >= nb->n_items) return 0;
+    if (max > (size_t)nb->k) max = (size_t)nb->k;
+    base = (size_t)item * nb->slots;
+    used = nb->meta[item] & USED_MASK;
+    /* Insertion into the sorted top-max prefix: S and k are small. */
+    for (uint32_t s = 0; s < used; s++) {
+        struct rs_rec c = {nb->ids[base + s], slot_sim(nb, item, base + s), RS_NONE};
+        size_t at;
+        if (!(c.score > 0)) continue;
+        at = n;
+        while (at > 0 && (out[at - 1].score < c.score ||
+                          (out[at - 1].score == c.score && out[at - 1].item > c.item)))
+            at--;
+        if (at >= max) continue;
+        if (n < max) n++;
+        memmove(out + at + 1, out + at, (n - 1 - at) * sizeof(*out));
+        out[at] = c;
+    }
+    return n;
+}
+
+size_t rs_neighbors_take_changed(struct rs_neighbors *nb, uint32_t *out, size_t max)
+{
+    size_t n = 0;
+    while (n < max && nb->q_count > 0) {
+        uint32_t item = nb->queue[nb->q_head];
+        nb->q_head = (nb->q_head + 1) % nb->cap_items;
+        nb->q_count--;
+        nb->meta[item] &= ~CHANGED_BIT;
+        out[n++] = item;
+    }
+    return n;
+}
+
+size_t rs_neighbors_changed(const struct rs_neighbors *nb)
+{
+    return nb->q_count;
+}
+
+int rs_neighbors_k(const struct rs_neighbors *nb)
+{
+    return nb->k;
+}
+
+int rs_neighbors_window(const struct rs_neighbors *nb)
+{
+    return nb->window;
+}
+
+uint32_t rs_neighbors_items(const struct rs_neighbors *nb)
+{
+    return nb->n_items;
+}
+
+size_t rs_neighbors_state_bytes(const struct rs_neighbors *nb)
+{
+    return (size_t)nb->n_items * RS_NEIGHBORS_ITEM_BYTES(nb->k) +
+           (size_t)nb->n_users * RS_NEIGHBORS_USER_BYTES(nb->window);
+}
+
+/* ---- snapshots: parameters, clock, then the item and user arrays ---- */
+
+rs_err_t rs_neighbors_save(const struct rs_neighbors *nb, struct rs_writer *w)
+{
+    size_t cells = (size_t)nb->n_items * nb->slots;
+    rs_err_t err;
+    uint32_t *used = NULL;
+
+    if ((err = rs_write_u32(w, (uint32_t)nb->k)) ||
+        (err = rs_write_u32(w, (uint32_t)nb->window)) ||
+        (err = w->write(w->ctx, &nb->half_life_ms, sizeof(nb->half_life_ms))) ||
+        (err = w->write(w->ctx, &nb->t_ref, sizeof(nb->t_ref))) ||
+        (err = rs_write_u32(w, (uint32_t)nb->have_ref)) ||
+        (err = rs_write_u32(w, nb->n_items)) || (err = rs_write_u32(w, nb->n_users)))
+        return err;
+    if (nb->n_items) {
+        /* The changed flags are publishing state, not model state: not saved. */
+        used = malloc((size_t)nb->n_items * sizeof(*used));
+        if (!used) return RS_ENOMEM;
+        for (uint32_t i = 0; i < nb->n_items; i++) used[i] = nb->meta[i] & USED_MASK;
+        if ((err = w->write(w->ctx, used, (size_t)nb->n_items * sizeof(*used))) ||
+            (err = w->write(w->ctx, nb->occ, (size_t)nb->n_items * sizeof(double))) ||
+            (err = w->write(w->ctx, nb->ids, cells * sizeof(uint32_t))) ||
+            (err = w->write(w->ctx, nb->cnt, cells * sizeof(float))) ||
+            (err = w->write(w->ctx, nb->err, cells * sizeof(float))))
+            goto out;
+    }
+    if (nb->n_users &&
+        ((err = w->write(w->ctx, nb->ring_n, (size_t)nb->n_users * sizeof(uint32_t))) ||
+         (err = w->write(w->ctx, nb->ring,
+                         (size_t)nb->n_users * (size_t)nb->window * sizeof(uint32_t)))))
+        goto out;
+out:
+    free(used);
+    return err;
+}
+
+struct rs_neighbors *rs_neighbors_load(struct rs_reader *r, rs_err_t *err)
+{
+    uint32_t k, window, have_ref, n_items, n_users;
+    double half_life_ms;
+    int64_t t_ref;
+    struct rs_neighbors *nb = NULL;
+    uint64_t need;
+    size_t cells;
+
+    if ((*err = rs_read_u32(r, &k)) || (*err = rs_read_u32(r, &window)) ||
+        (*err = r->read(r->ctx, &half_life_ms, sizeof(half_life_ms))) ||
+        (*err = r->read(r->ctx, &t_ref, sizeof(t_ref))) ||
+        (*err = rs_read_u32(r, &have_ref)) || (*err = rs_read_u32(r, &n_items)) ||
+        (*err = rs_read_u32(r, &n_users)))
+        return NULL;
+    *err = RS_ECORRUPT;
+    if (k < 1 || k > 1000 || window < 1 || window > 1000 || !(half_life_ms > 0) ||
+        !isfinite(half_life_ms))
+        return NULL;
+    need = (uint64_t)n_items * (12 + 12ull * RS_NEIGHBORS_SLOTS(k)) +
+           (uint64_t)n_users * (4 + 4ull * window);
+    if (need > r->remaining(r->ctx)) return NULL;
+    nb = rs_neighbors_create((int)k, (int)window, half_life_ms / 1000.0);
+    if (!nb || (n_items && grow_items(nb, n_items - 1)) ||
+        (n_users && grow_users(nb, n_users - 1))) {
+        *err = RS_ENOMEM;
+        goto fail;
+    }
+    nb->t_ref = t_ref;
+    nb->have_ref = have_ref != 0;
+    nb->last_ts = t_ref;
+    nb->last_d = 1.0f;
+    nb->n_items = n_items;
+    nb->n_users = n_users;
+    cells = (size_t)n_items * nb->slots;
+    if (n_items &&
+        ((*err = r->read(r->ctx, nb->meta, (size_t)n_items * sizeof(uint32_t))) ||
+         (*err = r->read(r->ctx, nb->occ, (size_t)n_items * sizeof(double))) ||
+         (*err = r->read(r->ctx, nb->ids, cells * sizeof(uint32_t))) ||
+         (*err = r->read(r->ctx, nb->cnt, cells * sizeof(float))) ||
+         (*err = r->read(r->ctx, nb->err, cells * sizeof(float)))))
+        goto fail;
+    if (n_users &&
+        ((*err = r->read(r->ctx, nb->ring_n, (size_t)n_users * sizeof(uint32_t))) ||
+         (*err = r->read(r->ctx, nb->ring, (size_t)n_users * window * sizeof(uint32_t)))))
+        goto fail;
+    *err = RS_ECORRUPT;
+    for (uint32_t i = 0; i < n_items; i++) {
+        if (nb->meta[i] > nb->slots) goto fail;
+        for (uint32_t s = 0; s < nb->meta[i]; s++)
+            if (nb->ids[(size_t)i * nb->slots + s] >= n_items) goto fail;
+    }
+    for (uint32_t u = 0; u < n_users; u++) {
+        if (nb->ring_n[u] > window) goto fail;
+        for (uint32_t p = 0; p < nb->ring_n[u]; p++)
+            if (nb->ring[(size_t)u * window + p] >= n_items) goto fail;
+    }
+    *err = RS_OK;
+    return nb;
+
+fail:
+    rs_neighbors_destroy(nb);
+    return NULL;
+}
