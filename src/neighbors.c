@@ -326,6 +326,11 @@ size_t rs_neighbors_take_changed(struct rs_neighbors *nb, uint32_t *out, size_t 
     return n;
 }
 
+void rs_neighbors_mark_changed(struct rs_neighbors *nb, uint32_t item)
+{
+    if (nb && item < nb->n_items) mark_changed(nb, item);
+}
+
 size_t rs_neighbors_changed(const struct rs_neighbors *nb)
 {
     return nb->q_count;

@@ -81,6 +81,9 @@ float rs_neighbors_sim(const struct rs_neighbors *nb, uint32_t i, uint32_t j);
 /* Moves up to max items whose neighbours changed into out; returns how many. */
 size_t rs_neighbors_take_changed(struct rs_neighbors *nb, uint32_t *out, size_t max);
 
+/* Marks item changed again (e.g. its list could not be published). */
+void rs_neighbors_mark_changed(struct rs_neighbors *nb, uint32_t item);
+
 /* Items whose neighbours changed and were not taken yet. */
 size_t rs_neighbors_changed(const struct rs_neighbors *nb);
 
