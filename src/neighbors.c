@@ -20,6 +20,8 @@
 #include <string.h>
 
 #define RESCALE_EXPONENT 32.0
+/* A partner with at most this many (decayed) occurrences is always admitted. */
+#define FRESH_OCCURRENCES 2.0
 #define USED_MASK 0xffffu
 #define CHANGED_BIT 0x80000000u
 #define INITIAL_ITEMS 256u
@@ -34,6 +36,7 @@ struct rs_neighbors {
     int have_ref;
     int64_t last_ts; /* d(last_ts) cached in last_d */
     float last_d;
+    uint64_t rng; /* replacement draws; saved, so a loaded state continues the same */
 
     uint32_t n_items, cap_items;
     uint32_t *ids; /* cap_items x S partner ids */
@@ -61,6 +64,7 @@ struct rs_neighbors *rs_neighbors_create(int k, int window, double half_life_s)
     nb->window = window;
     nb->slots = RS_NEIGHBORS_SLOTS(k);
     nb->half_life_ms = half_life_s * 1000.0;
+    nb->rng = 0x9e3779b97f4a7c15ull;
     return nb;
 }
 
@@ -168,6 +172,17 @@ static float decay_weight(struct rs_neighbors *nb, int64_t t)
     return nb->last_d;
 }
 
+/* A uniform draw in [0, 1) from the module's xorshift64* generator. */
+static double uniform(struct rs_neighbors *nb)
+{
+    uint64_t x = nb->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    nb->rng = x;
+    return (double)((x * 0x2545f4914f6cdd1dull) >> 11) * 0x1p-53;
+}
+
 static void mark_changed(struct rs_neighbors *nb, uint32_t item)
 {
     if (nb->meta[item] & CHANGED_BIT) return;
@@ -198,13 +213,20 @@ static void bump(struct rs_neighbors *nb, uint32_t row, uint32_t partner, float 
         nb->meta[row]++;
         return;
     }
-    /* Full: the partner takes the smallest count's slot and inherits it as error. */
+    /*
+     * Full: a fresh partner, or else one drawn with probability d / (m + d),
+     * takes the slot with the smallest count m, inheriting m as its error;
+     * otherwise the increment is dropped (it belonged to no held partner).
+     */
     m = 0;
     for (s = 1; s < used; s++)
         if (cnt[s] < cnt[m]) m = s;
-    ids[m] = partner;
-    nb->err[base + m] = cnt[m];
-    cnt[m] += d;
+    if (nb->occ[partner] <= FRESH_OCCURRENCES * (double)d ||
+        uniform(nb) * (double)(cnt[m] + d) < (double)d) {
+        ids[m] = partner;
+        nb->err[base + m] = cnt[m];
+        cnt[m] += d;
+    }
 }
 
 rs_err_t rs_neighbors_add(struct rs_neighbors *nb, uint32_t user, uint32_t item,
@@ -369,6 +391,7 @@ rs_err_t rs_neighbors_save(const struct rs_neighbors *nb, struct rs_writer *w)
         (err = rs_write_u32(w, (uint32_t)nb->window)) ||
         (err = w->write(w->ctx, &nb->half_life_ms, sizeof(nb->half_life_ms))) ||
         (err = w->write(w->ctx, &nb->t_ref, sizeof(nb->t_ref))) ||
+        (err = rs_write_u64(w, nb->rng)) ||
         (err = rs_write_u32(w, (uint32_t)nb->have_ref)) ||
         (err = rs_write_u32(w, nb->n_items)) || (err = rs_write_u32(w, nb->n_users)))
         return err;
@@ -400,18 +423,18 @@ struct rs_neighbors *rs_neighbors_load(struct rs_reader *r, rs_err_t *err)
     double half_life_ms;
     int64_t t_ref;
     struct rs_neighbors *nb = NULL;
-    uint64_t need;
+    uint64_t need, rng;
     size_t cells;
 
     if ((*err = rs_read_u32(r, &k)) || (*err = rs_read_u32(r, &window)) ||
         (*err = r->read(r->ctx, &half_life_ms, sizeof(half_life_ms))) ||
-        (*err = r->read(r->ctx, &t_ref, sizeof(t_ref))) ||
+        (*err = r->read(r->ctx, &t_ref, sizeof(t_ref))) || (*err = rs_read_u64(r, &rng)) ||
         (*err = rs_read_u32(r, &have_ref)) || (*err = rs_read_u32(r, &n_items)) ||
         (*err = rs_read_u32(r, &n_users)))
         return NULL;
     *err = RS_ECORRUPT;
     if (k < 1 || k > 1000 || window < 1 || window > 1000 || !(half_life_ms > 0) ||
-        !isfinite(half_life_ms))
+        !isfinite(half_life_ms) || rng == 0)
         return NULL;
     need = (uint64_t)n_items * (12 + 12ull * RS_NEIGHBORS_SLOTS(k)) +
            (uint64_t)n_users * (4 + 4ull * window);
@@ -423,6 +446,7 @@ struct rs_neighbors *rs_neighbors_load(struct rs_reader *r, rs_err_t *err)
         goto fail;
     }
     nb->t_ref = t_ref;
+    nb->rng = rng;
     nb->have_ref = have_ref != 0;
     nb->last_ts = t_ref;
     nb->last_d = 1.0f;
