@@ -339,12 +339,20 @@ static rs_err_t rank(struct rs_pipeline *p, const uint32_t *users, size_t n,
     return rs_ranker_blend(p->ranker, &src, &p->weights, users, n, out, counts);
 }
 
+rs_err_t rs_pipeline_recommend_with(struct rs_pipeline *p, const char *user, size_t len,
+                                    const struct rs_rank_weights *w, struct rs_rec *out,
+                                    size_t *n)
+{
+    struct rs_rank_sources src = {p->model, p->history, p->neighbors, p->popularity};
+    uint32_t u = RS_NONE; /* unknown: ranked as a cold-start user */
+    rs_idmap_find(p->users, user, len, &u);
+    return rs_ranker_blend(p->ranker, &src, w, &u, 1, out, n);
+}
+
 rs_err_t rs_pipeline_recommend(struct rs_pipeline *p, const char *user, size_t len,
                                struct rs_rec *out, size_t *n)
 {
-    uint32_t u = RS_NONE; /* unknown: ranked as a cold-start user */
-    rs_idmap_find(p->users, user, len, &u);
-    return rank(p, &u, 1, out, n);
+    return rs_pipeline_recommend_with(p, user, len, &p->weights, out, n);
 }
 
 rs_err_t rs_pipeline_similar(const struct rs_pipeline *p, const char *item, size_t len,

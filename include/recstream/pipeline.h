@@ -18,6 +18,7 @@
 #include "recstream/event.h"
 #include "recstream/idmap.h"
 #include "recstream/model.h"
+#include "recstream/ranker.h"
 #include "recstream/redis.h"
 
 struct rs_pipeline_stats {
@@ -72,6 +73,11 @@ rs_err_t rs_pipeline_publish(struct rs_pipeline *p);
  */
 rs_err_t rs_pipeline_recommend(struct rs_pipeline *p, const char *user, size_t len,
                                struct rs_rec *out, size_t *n);
+
+/* The same with any weights (e.g. an evaluation scoring one signal alone). */
+rs_err_t rs_pipeline_recommend_with(struct rs_pipeline *p, const char *user, size_t len,
+                                    const struct rs_rank_weights *w, struct rs_rec *out,
+                                    size_t *n);
 
 /* Item's top min(max, k) similar items; RS_ENOENT for an unknown item. */
 rs_err_t rs_pipeline_similar(const struct rs_pipeline *p, const char *item, size_t len,
