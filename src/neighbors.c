@@ -1,9 +1,11 @@
 /*
  * neighbors.c - item-item co-occurrence in bounded memory (the definition is
- * in neighbors.h). It owns, per item, S = 2k Space-Saving slots (partner id,
- * decayed count, error) in three arrays of cap_items x S, the decayed
- * occurrence count N_i, the used-slot count with a "changed" flag, and a FIFO
- * of changed items; per user, a ring of the last `window` distinct items.
+ * in neighbors.h). It owns, per item, one contiguous row: a 16-byte head (the
+ * decayed occurrence count N_i, the used-slot count with a "changed" flag)
+ * and S = 2k Space-Saving slots (partner ids, then decayed counts, then
+ * errors), so an update touches adjacent cache lines that are prefetched for
+ * all the ring's rows at once; a FIFO of changed items; and per user, a ring
+ * of the last `window` distinct items.
  *
  * Decay is kept the way popularity.c keeps it: counts are stored relative to
  * a reference time t_ref, so an increment at time t is d = 2^((t - t_ref)/h)
@@ -18,10 +20,13 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define RESCALE_EXPONENT 32.0
 /* A partner with at most this many (decayed) occurrences is always admitted. */
-#define FRESH_OCCURRENCES 2.0
+#define FRESH_OCCURRENCES 1.0
 #define USED_MASK 0xffffu
 #define CHANGED_BIT 0x80000000u
 #define INITIAL_ITEMS 256u
@@ -39,18 +44,47 @@ struct rs_neighbors {
     uint64_t rng; /* replacement draws; saved, so a loaded state continues the same */
 
     uint32_t n_items, cap_items;
-    uint32_t *ids; /* cap_items x S partner ids */
-    float *cnt;    /* cap_items x S decayed counts (over-estimates) */
-    float *err;    /* cap_items x S over-estimation bound */
-    double *occ;   /* cap_items: N_i */
-    uint32_t *meta; /* cap_items: used slots | CHANGED_BIT */
-    uint32_t *queue; /* cap_items: FIFO ring of changed items */
+    unsigned char *rows; /* cap_items rows of row_bytes: head, ids[S], cnt[S], err[S] */
+    size_t row_bytes;    /* 16 + 12 S */
+    uint32_t *queue;     /* cap_items: FIFO ring of changed items */
     size_t q_head, q_count;
 
     uint32_t n_users, cap_users;
     uint32_t *ring;   /* cap_users x window, oldest first */
     uint32_t *ring_n; /* cap_users */
 };
+
+/* The head of an item's row. */
+struct row_head {
+    double occ;     /* N_i */
+    uint32_t meta;  /* used slots | CHANGED_BIT */
+    float min_hint; /* <= the smallest count of a full row (counts only grow) */
+};
+
+static inline unsigned char *row_at(const struct rs_neighbors *nb, uint32_t i)
+{
+    return nb->rows + (size_t)i * nb->row_bytes;
+}
+
+static inline struct row_head *head(const struct rs_neighbors *nb, uint32_t i)
+{
+    return (struct row_head *)(void *)row_at(nb, i);
+}
+
+static inline uint32_t *row_ids(const struct rs_neighbors *nb, uint32_t i)
+{
+    return (uint32_t *)(void *)(row_at(nb, i) + sizeof(struct row_head));
+}
+
+static inline float *row_cnt(const struct rs_neighbors *nb, uint32_t i)
+{
+    return (float *)(void *)(row_at(nb, i) + sizeof(struct row_head) + 4u * nb->slots);
+}
+
+static inline float *row_err(const struct rs_neighbors *nb, uint32_t i)
+{
+    return (float *)(void *)(row_at(nb, i) + sizeof(struct row_head) + 8u * nb->slots);
+}
 
 struct rs_neighbors *rs_neighbors_create(int k, int window, double half_life_s)
 {
@@ -63,6 +97,7 @@ struct rs_neighbors *rs_neighbors_create(int k, int window, double half_life_s)
     nb->k = k;
     nb->window = window;
     nb->slots = RS_NEIGHBORS_SLOTS(k);
+    nb->row_bytes = sizeof(struct row_head) + 12u * (size_t)nb->slots;
     nb->half_life_ms = half_life_s * 1000.0;
     nb->rng = 0x9e3779b97f4a7c15ull;
     return nb;
@@ -71,11 +106,7 @@ struct rs_neighbors *rs_neighbors_create(int k, int window, double half_life_s)
 void rs_neighbors_destroy(struct rs_neighbors *nb)
 {
     if (!nb) return;
-    free(nb->ids);
-    free(nb->cnt);
-    free(nb->err);
-    free(nb->occ);
-    free(nb->meta);
+    free(nb->rows);
     free(nb->queue);
     free(nb->ring);
     free(nb->ring_n);
@@ -106,15 +137,10 @@ static uint32_t next_cap(uint32_t cap, uint32_t idx, uint32_t initial)
 static rs_err_t grow_items(struct rs_neighbors *nb, uint32_t idx)
 {
     uint32_t cap = next_cap(nb->cap_items, idx, INITIAL_ITEMS);
-    size_t S = nb->slots, old = nb->cap_items;
+    size_t old = nb->cap_items;
     uint32_t *queue;
 
-    if (grow_array(&nb->ids, S * sizeof(uint32_t), old, cap) ||
-        grow_array(&nb->cnt, S * sizeof(float), old, cap) ||
-        grow_array(&nb->err, S * sizeof(float), old, cap) ||
-        grow_array(&nb->occ, sizeof(double), old, cap) ||
-        grow_array(&nb->meta, sizeof(uint32_t), old, cap))
-        return RS_ENOMEM; /* the arrays that grew are only larger */
+    if (grow_array(&nb->rows, nb->row_bytes, old, cap)) return RS_ENOMEM;
     /* The queue is a ring: copy it out in order into the new array. */
     queue = malloc((size_t)cap * sizeof(*queue));
     if (!queue) return RS_ENOMEM;
@@ -141,12 +167,15 @@ static rs_err_t grow_users(struct rs_neighbors *nb, uint32_t idx)
 static void rebase(struct rs_neighbors *nb, int64_t t)
 {
     double f = exp2(-(double)(t - nb->t_ref) / nb->half_life_ms);
-    size_t cells = (size_t)nb->n_items * nb->slots;
-    for (size_t c = 0; c < cells; c++) {
-        nb->cnt[c] = (float)(nb->cnt[c] * f);
-        nb->err[c] = (float)(nb->err[c] * f);
+    for (uint32_t i = 0; i < nb->n_items; i++) {
+        float *cnt = row_cnt(nb, i), *err = row_err(nb, i);
+        for (uint32_t s = 0; s < nb->slots; s++) {
+            cnt[s] = (float)(cnt[s] * f);
+            err[s] = (float)(err[s] * f);
+        }
+        head(nb, i)->occ *= f;
+        head(nb, i)->min_hint = (float)(head(nb, i)->min_hint * f);
     }
-    for (uint32_t i = 0; i < nb->n_items; i++) nb->occ[i] *= f;
     nb->t_ref = t;
 }
 
@@ -185,48 +214,93 @@ static double uniform(struct rs_neighbors *nb)
 
 static void mark_changed(struct rs_neighbors *nb, uint32_t item)
 {
-    if (nb->meta[item] & CHANGED_BIT) return;
-    nb->meta[item] |= CHANGED_BIT;
+    struct row_head *hd = head(nb, item);
+    if (hd->meta & CHANGED_BIT) return;
+    hd->meta |= CHANGED_BIT;
     nb->queue[(nb->q_head + nb->q_count) % nb->cap_items] = item;
     nb->q_count++;
+}
+
+/* The position of x among ids[0..used), or used. Four at a time with SSE2. */
+static inline uint32_t find_slot(const uint32_t *ids, uint32_t used, uint32_t x)
+{
+    uint32_t s = 0;
+#ifdef __SSE2__
+    __m128i key = _mm_set1_epi32((int)x);
+    for (; s + 4 <= used; s += 4) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(ids + s));
+        int mask = _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(v, key)));
+        if (mask) return s + (uint32_t)__builtin_ctz((unsigned)mask);
+    }
+#endif
+    for (; s < used; s++)
+        if (ids[s] == x) return s;
+    return used;
+}
+
+/* The position of the smallest of cnt[0..n), n >= 1 (the first on ties). */
+static inline uint32_t min_slot(const float *cnt, uint32_t n)
+{
+    uint32_t s = 0, m = 0;
+    float best;
+#ifdef __SSE2__
+    if (n >= 4) {
+        __m128 mn = _mm_loadu_ps(cnt);
+        for (s = 4; s + 4 <= n; s += 4) mn = _mm_min_ps(mn, _mm_loadu_ps(cnt + s));
+        for (; s < n; s++) mn = _mm_min_ps(mn, _mm_set1_ps(cnt[s]));
+        mn = _mm_min_ps(mn, _mm_shuffle_ps(mn, mn, _MM_SHUFFLE(2, 3, 0, 1)));
+        mn = _mm_min_ps(mn, _mm_shuffle_ps(mn, mn, _MM_SHUFFLE(1, 0, 3, 2)));
+        best = _mm_cvtss_f32(mn);
+        for (s = 0; s < n; s++)
+            if (cnt[s] == best) return s;
+    }
+#endif
+    best = cnt[0];
+    for (s = 1; s < n; s++)
+        if (cnt[s] < best) {
+            best = cnt[s];
+            m = s;
+        }
+    return m;
 }
 
 /* Adds d to C_row,partner in row's Space-Saving slots. */
 static void bump(struct rs_neighbors *nb, uint32_t row, uint32_t partner, float d)
 {
-    size_t base = (size_t)row * nb->slots;
-    uint32_t *ids = nb->ids + base;
-    float *cnt = nb->cnt + base;
-    uint32_t used = nb->meta[row] & USED_MASK;
+    struct row_head *hd = head(nb, row);
+    uint32_t *ids = row_ids(nb, row);
+    float *cnt = row_cnt(nb, row);
+    uint32_t used = hd->meta & USED_MASK;
     uint32_t s, m;
 
-    for (s = 0; s < used; s++) {
-        if (ids[s] == partner) {
-            cnt[s] += d;
-            return;
-        }
+    s = find_slot(ids, used, partner);
+    if (s < used) {
+        cnt[s] += d;
+        return;
     }
     if (used < nb->slots) {
         ids[used] = partner;
         cnt[used] = d;
-        nb->err[base + used] = 0;
-        nb->meta[row]++;
+        row_err(nb, row)[used] = 0;
+        hd->meta++;
         return;
     }
     /*
      * Full: a fresh partner, or else one drawn with probability d / (m + d),
      * takes the slot with the smallest count m, inheriting m as its error;
      * otherwise the increment is dropped (it belonged to no held partner).
+     * The draw uses the row's min_hint for m, a lower bound of it that is
+     * exact after each scan: admission is at most slightly more likely, and
+     * the scan runs only when a partner is admitted.
      */
-    m = 0;
-    for (s = 1; s < used; s++)
-        if (cnt[s] < cnt[m]) m = s;
-    if (nb->occ[partner] <= FRESH_OCCURRENCES * (double)d ||
-        uniform(nb) * (double)(cnt[m] + d) < (double)d) {
-        ids[m] = partner;
-        nb->err[base + m] = cnt[m];
-        cnt[m] += d;
-    }
+    if (head(nb, partner)->occ > FRESH_OCCURRENCES * (double)d &&
+        uniform(nb) * (double)(hd->min_hint + d) >= (double)d)
+        return;
+    m = min_slot(cnt, used);
+    hd->min_hint = cnt[m];
+    ids[m] = partner;
+    row_err(nb, row)[m] = cnt[m];
+    cnt[m] += d;
 }
 
 rs_err_t rs_neighbors_add(struct rs_neighbors *nb, uint32_t user, uint32_t item,
@@ -244,16 +318,24 @@ rs_err_t rs_neighbors_add(struct rs_neighbors *nb, uint32_t user, uint32_t item,
 
     ring = nb->ring + (size_t)user * W;
     n = nb->ring_n[user];
-    for (pos = 0; pos < n; pos++)
-        if (ring[pos] == item) break;
+    pos = find_slot(ring, n, item);
     if (pos < n) {
         /* Already recent: only its place changes. */
         memmove(ring + pos, ring + pos + 1, (size_t)(n - pos - 1) * sizeof(*ring));
         ring[n - 1] = item;
         return RS_OK;
     }
+    /* The ring's rows are scattered in memory: ask for them all at once. */
+    __builtin_prefetch(row_at(nb, item), 1);
+    for (uint32_t r = 0; r < n; r++) {
+        /* The head and the ids (scanned), and the start of the counts. */
+        const unsigned char *rp = row_at(nb, ring[r]);
+        size_t end = sizeof(struct row_head) + 4u * (size_t)nb->slots + 64;
+        if (end > nb->row_bytes) end = nb->row_bytes;
+        for (size_t off = 0; off < end; off += 64) __builtin_prefetch(rp + off, 1);
+    }
     d = decay_weight(nb, ts_ms);
-    nb->occ[item] += d;
+    head(nb, item)->occ += d;
     for (uint32_t r = 0; r < n; r++) {
         uint32_t j = ring[r];
         bump(nb, item, j, d);
@@ -287,40 +369,41 @@ const uint32_t *rs_neighbors_recent(const struct rs_neighbors *nb, uint32_t user
 }
 
 /* sim of row i's slot s. */
-static float slot_sim(const struct rs_neighbors *nb, uint32_t i, size_t cell)
+static float slot_sim(const struct rs_neighbors *nb, uint32_t i, uint32_t s)
 {
-    uint32_t j = nb->ids[cell];
-    double lower = (double)nb->cnt[cell] - (double)nb->err[cell];
-    double den = nb->occ[i] * nb->occ[j];
+    uint32_t j = row_ids(nb, i)[s];
+    double lower = (double)row_cnt(nb, i)[s] - (double)row_err(nb, i)[s];
+    double den = head(nb, i)->occ * head(nb, j)->occ;
     if (!(lower > 0) || !(den > 0)) return 0.0f;
     return (float)(lower / sqrt(den));
 }
 
 float rs_neighbors_sim(const struct rs_neighbors *nb, uint32_t i, uint32_t j)
 {
-    size_t base;
     uint32_t used;
+    const uint32_t *ids;
     if (!nb || i >= nb->n_items) return 0.0f;
-    base = (size_t)i * nb->slots;
-    used = nb->meta[i] & USED_MASK;
+    used = head(nb, i)->meta & USED_MASK;
+    ids = row_ids(nb, i);
     for (uint32_t s = 0; s < used; s++)
-        if (nb->ids[base + s] == j) return slot_sim(nb, i, base + s);
+        if (ids[s] == j) return slot_sim(nb, i, s);
     return 0.0f;
 }
 
 size_t rs_neighbors_similar(const struct rs_neighbors *nb, uint32_t item, size_t max,
                             struct rs_rec *out)
 {
-    size_t n = 0, base;
+    size_t n = 0;
     uint32_t used;
+    const uint32_t *ids;
 
     if (!nb || item >= nb->n_items) return 0;
     if (max > (size_t)nb->k) max = (size_t)nb->k;
-    base = (size_t)item * nb->slots;
-    used = nb->meta[item] & USED_MASK;
+    used = head(nb, item)->meta & USED_MASK;
+    ids = row_ids(nb, item);
     /* Insertion into the sorted top-max prefix: S and k are small. */
     for (uint32_t s = 0; s < used; s++) {
-        struct rs_rec c = {nb->ids[base + s], slot_sim(nb, item, base + s), RS_NONE};
+        struct rs_rec c = {ids[s], slot_sim(nb, item, s), RS_NONE};
         size_t at;
         if (!(c.score > 0)) continue;
         at = n;
@@ -342,7 +425,7 @@ size_t rs_neighbors_take_changed(struct rs_neighbors *nb, uint32_t *out, size_t 
         uint32_t item = nb->queue[nb->q_head];
         nb->q_head = (nb->q_head + 1) % nb->cap_items;
         nb->q_count--;
-        nb->meta[item] &= ~CHANGED_BIT;
+        head(nb, item)->meta &= ~CHANGED_BIT;
         out[n++] = item;
     }
     return n;
@@ -383,9 +466,7 @@ size_t rs_neighbors_state_bytes(const struct rs_neighbors *nb)
 
 rs_err_t rs_neighbors_save(const struct rs_neighbors *nb, struct rs_writer *w)
 {
-    size_t cells = (size_t)nb->n_items * nb->slots;
     rs_err_t err;
-    uint32_t *used = NULL;
 
     if ((err = rs_write_u32(w, (uint32_t)nb->k)) ||
         (err = rs_write_u32(w, (uint32_t)nb->window)) ||
@@ -395,26 +476,22 @@ rs_err_t rs_neighbors_save(const struct rs_neighbors *nb, struct rs_writer *w)
         (err = rs_write_u32(w, (uint32_t)nb->have_ref)) ||
         (err = rs_write_u32(w, nb->n_items)) || (err = rs_write_u32(w, nb->n_users)))
         return err;
-    if (nb->n_items) {
-        /* The changed flags are publishing state, not model state: not saved. */
-        used = malloc((size_t)nb->n_items * sizeof(*used));
-        if (!used) return RS_ENOMEM;
-        for (uint32_t i = 0; i < nb->n_items; i++) used[i] = nb->meta[i] & USED_MASK;
-        if ((err = w->write(w->ctx, used, (size_t)nb->n_items * sizeof(*used))) ||
-            (err = w->write(w->ctx, nb->occ, (size_t)nb->n_items * sizeof(double))) ||
-            (err = w->write(w->ctx, nb->ids, cells * sizeof(uint32_t))) ||
-            (err = w->write(w->ctx, nb->cnt, cells * sizeof(float))) ||
-            (err = w->write(w->ctx, nb->err, cells * sizeof(float))))
-            goto out;
+    /* Rows one by one, without the changed flag (publishing state, not model state). */
+    for (uint32_t i = 0; i < nb->n_items; i++) {
+        const struct row_head *hd = head(nb, i);
+        uint32_t used = hd->meta & USED_MASK;
+        if ((err = w->write(w->ctx, &hd->occ, sizeof(hd->occ))) ||
+            (err = rs_write_u32(w, used)) ||
+            (err = w->write(w->ctx, &hd->min_hint, sizeof(hd->min_hint))) ||
+            (err = w->write(w->ctx, row_ids(nb, i), 12u * (size_t)nb->slots)))
+            return err;
     }
     if (nb->n_users &&
         ((err = w->write(w->ctx, nb->ring_n, (size_t)nb->n_users * sizeof(uint32_t))) ||
          (err = w->write(w->ctx, nb->ring,
                          (size_t)nb->n_users * (size_t)nb->window * sizeof(uint32_t)))))
-        goto out;
-out:
-    free(used);
-    return err;
+        return err;
+    return RS_OK;
 }
 
 struct rs_neighbors *rs_neighbors_load(struct rs_reader *r, rs_err_t *err)
@@ -424,7 +501,6 @@ struct rs_neighbors *rs_neighbors_load(struct rs_reader *r, rs_err_t *err)
     int64_t t_ref;
     struct rs_neighbors *nb = NULL;
     uint64_t need, rng;
-    size_t cells;
 
     if ((*err = rs_read_u32(r, &k)) || (*err = rs_read_u32(r, &window)) ||
         (*err = r->read(r->ctx, &half_life_ms, sizeof(half_life_ms))) ||
@@ -436,7 +512,7 @@ struct rs_neighbors *rs_neighbors_load(struct rs_reader *r, rs_err_t *err)
     if (k < 1 || k > 1000 || window < 1 || window > 1000 || !(half_life_ms > 0) ||
         !isfinite(half_life_ms) || rng == 0)
         return NULL;
-    need = (uint64_t)n_items * (12 + 12ull * RS_NEIGHBORS_SLOTS(k)) +
+    need = (uint64_t)n_items * (16 + 12ull * RS_NEIGHBORS_SLOTS(k)) +
            (uint64_t)n_users * (4 + 4ull * window);
     if (need > r->remaining(r->ctx)) return NULL;
     nb = rs_neighbors_create((int)k, (int)window, half_life_ms / 1000.0);
@@ -452,23 +528,24 @@ struct rs_neighbors *rs_neighbors_load(struct rs_reader *r, rs_err_t *err)
     nb->last_d = 1.0f;
     nb->n_items = n_items;
     nb->n_users = n_users;
-    cells = (size_t)n_items * nb->slots;
-    if (n_items &&
-        ((*err = r->read(r->ctx, nb->meta, (size_t)n_items * sizeof(uint32_t))) ||
-         (*err = r->read(r->ctx, nb->occ, (size_t)n_items * sizeof(double))) ||
-         (*err = r->read(r->ctx, nb->ids, cells * sizeof(uint32_t))) ||
-         (*err = r->read(r->ctx, nb->cnt, cells * sizeof(float))) ||
-         (*err = r->read(r->ctx, nb->err, cells * sizeof(float)))))
-        goto fail;
+    for (uint32_t i = 0; i < n_items; i++) {
+        struct row_head *hd = head(nb, i);
+        if ((*err = r->read(r->ctx, &hd->occ, sizeof(hd->occ))) ||
+            (*err = rs_read_u32(r, &hd->meta)) ||
+            (*err = r->read(r->ctx, &hd->min_hint, sizeof(hd->min_hint))) ||
+            (*err = r->read(r->ctx, row_ids(nb, i), 12u * (size_t)nb->slots)))
+            goto fail;
+    }
     if (n_users &&
         ((*err = r->read(r->ctx, nb->ring_n, (size_t)n_users * sizeof(uint32_t))) ||
          (*err = r->read(r->ctx, nb->ring, (size_t)n_users * window * sizeof(uint32_t)))))
         goto fail;
     *err = RS_ECORRUPT;
     for (uint32_t i = 0; i < n_items; i++) {
-        if (nb->meta[i] > nb->slots) goto fail;
-        for (uint32_t s = 0; s < nb->meta[i]; s++)
-            if (nb->ids[(size_t)i * nb->slots + s] >= n_items) goto fail;
+        uint32_t used = head(nb, i)->meta;
+        if (used > nb->slots) goto fail;
+        for (uint32_t s = 0; s < used; s++)
+            if (row_ids(nb, i)[s] >= n_items) goto fail;
     }
     for (uint32_t u = 0; u < n_users; u++) {
         if (nb->ring_n[u] > window) goto fail;

@@ -19,8 +19,8 @@
  * Bounded memory. Item i keeps C_ij for at most S = 2k partners j in a
  * weighted Space-Saving sketch with probabilistic admission: a new partner
  * takes a free slot; when none is free it takes the slot with the smallest
- * count m, inheriting m as its error, if it is fresh (at most 2 decayed
- * occurrences: new items enter their partners' rows at once) or else with
+ * count m, inheriting m as its error, if it is fresh (N_j at most one
+ * event's weight: a new item enters its partners' rows at once) or else with
  * probability d / (m + d); otherwise the increment is dropped. A held
  * partner's increments are all counted, so count - error is a lower bound
  * of its true C_ij, and sim uses it.
