@@ -390,31 +390,74 @@ float rs_neighbors_sim(const struct rs_neighbors *nb, uint32_t i, uint32_t j)
     return 0.0f;
 }
 
-size_t rs_neighbors_similar(const struct rs_neighbors *nb, uint32_t item, size_t max,
-                            struct rs_rec *out)
+/* a before b in a similar-items list: higher sim, then lower index. */
+static int rec_before(const struct rs_rec *a, const struct rs_rec *b)
+{
+    return a->score > b->score || (a->score == b->score && a->item < b->item);
+}
+
+/* Moves the max best of c[0..n) to the front (quickselect), n > max. */
+static void select_best(struct rs_rec *c, size_t n, size_t max)
+{
+    size_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        struct rs_rec pivot = c[lo + (hi - lo) / 2], t;
+        size_t i = lo, j = hi;
+        while (i <= j) {
+            while (rec_before(&c[i], &pivot)) i++;
+            while (rec_before(&pivot, &c[j])) j--;
+            if (i <= j) {
+                t = c[i];
+                c[i] = c[j];
+                c[j] = t;
+                i++;
+                if (j == 0) break;
+                j--;
+            }
+        }
+        if (max - 1 <= j) hi = j;
+        else if (max - 1 >= i) lo = i;
+        else return;
+    }
+}
+
+size_t rs_neighbors_top(const struct rs_neighbors *nb, uint32_t item, size_t max,
+                        struct rs_rec *out, struct rs_rec *scratch)
 {
     size_t n = 0;
     uint32_t used;
     const uint32_t *ids;
 
-    if (!nb || item >= nb->n_items) return 0;
+    if (!nb || item >= nb->n_items || max == 0) return 0;
     if (max > (size_t)nb->k) max = (size_t)nb->k;
     used = head(nb, item)->meta & USED_MASK;
     ids = row_ids(nb, item);
-    /* Insertion into the sorted top-max prefix: S and k are small. */
+    /* Each sim reads its partner's N_j, scattered in memory: ask for all first. */
+    for (uint32_t s = 0; s < used; s++) __builtin_prefetch(row_at(nb, ids[s]));
     for (uint32_t s = 0; s < used; s++) {
         struct rs_rec c = {ids[s], slot_sim(nb, item, s), RS_NONE};
-        size_t at;
-        if (!(c.score > 0)) continue;
-        at = n;
-        while (at > 0 && (out[at - 1].score < c.score ||
-                          (out[at - 1].score == c.score && out[at - 1].item > c.item)))
-            at--;
-        if (at >= max) continue;
-        if (n < max) n++;
-        memmove(out + at + 1, out + at, (n - 1 - at) * sizeof(*out));
-        out[at] = c;
+        if (c.score > 0) scratch[n++] = c;
     }
+    if (n > max) {
+        select_best(scratch, n, max);
+        n = max;
+    }
+    memcpy(out, scratch, n * sizeof(*out));
+    return n;
+}
+
+static int cmp_rec(const void *a, const void *b)
+{
+    const struct rs_rec *x = a, *y = b;
+    return rec_before(x, y) ? -1 : rec_before(y, x) ? 1 : 0;
+}
+
+size_t rs_neighbors_similar(const struct rs_neighbors *nb, uint32_t item, size_t max,
+                            struct rs_rec *out)
+{
+    struct rs_rec scratch[RS_NEIGHBORS_SLOTS(1000)];
+    size_t n = rs_neighbors_top(nb, item, max, out, scratch);
+    qsort(out, n, sizeof(*out), cmp_rec);
     return n;
 }
 

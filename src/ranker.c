@@ -66,7 +66,7 @@ struct rs_ranker {
     struct slot *slots;   /* batch */
     float *extra;         /* ITEM_BLOCK, all 0 between users */
     uint32_t *extra_why;  /* ITEM_BLOCK */
-    float *zeros;         /* ITEM_BLOCK zeros: the model row when there is no model term */
+    float *zeros;         /* ITEM_BLOCK: the model row when there is no model term */
     float *popw;          /* items: weighted popularity */
     size_t popw_cap;
     struct rs_rec *cand;  /* batch x RS_RANKER_MAX_CANDIDATES */
@@ -76,7 +76,7 @@ struct rs_ranker {
     size_t acc_cap;
     uint32_t *touched;
     size_t touched_cap;
-    struct rs_rec *sim; /* k */
+    struct rs_rec *sim; /* k + 2k: a top-k list and its scratch */
     size_t sim_cap;
 };
 
@@ -238,6 +238,19 @@ static int in_ring(const uint32_t *ring, size_t n, uint32_t item)
     return 0;
 }
 
+/* 1 if x is in the ascending a[0..n): a branch-free binary search. */
+static int in_sorted(const uint32_t *a, size_t n, uint32_t x)
+{
+    const uint32_t *base = a;
+    if (n == 0) return 0;
+    while (n > 1) {
+        size_t half = n / 2;
+        base = base[half - 1] < x ? base + half : base;
+        n -= half;
+    }
+    return *base == x;
+}
+
 /* ---- neighbour candidates ---- */
 
 /*
@@ -249,11 +262,12 @@ static size_t gather(struct rs_ranker *rk, const struct rs_neighbors *nb, const 
                      size_t rn, uint32_t n_items)
 {
     size_t t = 0, k = (size_t)rs_neighbors_k(nb);
+    struct rs_rec *top = rk->sim, *scratch = rk->sim + k;
     for (size_t r = rn; r-- > 0;) {
-        size_t m = rs_neighbors_similar(nb, ring[r], k, rk->sim);
+        size_t m = rs_neighbors_top(nb, ring[r], k, top, scratch);
         for (size_t x = 0; x < m; x++) {
-            uint32_t j = rk->sim[x].item;
-            float v = rk->sim[x].score;
+            uint32_t j = top[x].item;
+            float v = top[x].score;
             if (j >= n_items) continue; /* not in the model yet */
             if (rk->acc[j] == 0.0f) {
                 rk->touched[t++] = j;
@@ -279,10 +293,13 @@ static void build_candidates(struct rs_ranker *rk, const struct rs_rank_sources 
     const uint32_t *ring = rs_neighbors_recent(src->neighbors, sl->user, &rn);
     float mx = 0.0f;
 
+    size_t nh = 0;
+    const uint32_t *hist = rs_history_items(src->history, sl->user, &nh);
+
     t = gather(rk, src->neighbors, ring, rn, rs_model_items(src->model));
     for (size_t x = 0; x < t; x++) {
         uint32_t j = rk->touched[x];
-        if (in_ring(ring, rn, j) || rs_history_contains(src->history, sl->user, j)) {
+        if (in_ring(ring, rn, j) || in_sorted(hist, nh, j)) {
             rk->acc[j] = -1.0f; /* excluded: not a candidate, not in the max */
             continue;
         }
@@ -319,21 +336,30 @@ struct call {
     const float *popw;    /* NULL: no popularity term */
 };
 
-/* The scoring pass over one user's block row; with_pop is a constant at each call. */
+/*
+ * The scoring pass over one user's block row, in two loops: the final scores
+ * are written over the row (a loop the compiler vectorises), then only those
+ * above the heap's worst are offered. Items come in increasing index order,
+ * so an item tying the worst kept one ranks after it: "above" is strict.
+ * -inf (excluded) and NaN never pass. with_pop is a constant at each call.
+ */
 static inline __attribute__((always_inline)) void
-scan(struct rs_rec *heap, size_t *len, size_t cap, const float *row, const float *bi,
-     const float *extra, const uint32_t *extra_why, const float *popw, int with_pop,
+scan(struct rs_rec *heap, size_t *len, size_t cap, float *restrict row, const float *bi,
+     const float *restrict extra, const uint32_t *extra_why, const float *popw, int with_pop,
      float a, float off, uint32_t i0, uint32_t nb)
 {
+    const float *restrict b = bi + i0;
+    const float *restrict pw = with_pop ? popw + i0 : NULL;
+    float thr;
+    if (with_pop)
+        for (uint32_t c = 0; c < nb; c++) row[c] = a * (row[c] + b[c]) + off + extra[c] + pw[c];
+    else
+        for (uint32_t c = 0; c < nb; c++) row[c] = a * (row[c] + b[c]) + off + extra[c];
+    thr = *len == cap ? heap[0].score : -INFINITY;
     for (uint32_t c = 0; c < nb; c++) {
-        uint32_t i = i0 + c;
-        float score = a * (row[c] + bi[i]) + off + extra[c];
-        if (with_pop) score += popw[i];
-        if (!(score > -INFINITY)) continue; /* excluded, or NaN */
-        if (*len == cap && !(score > heap[0].score ||
-                             (score == heap[0].score && i < heap[0].item)))
-            continue;
-        heap_offer(heap, len, cap, i, score, extra[c] > 0 ? extra_why[c] : RS_NONE);
+        if (!(row[c] > thr)) continue;
+        heap_offer(heap, len, cap, i0 + c, row[c], extra[c] > 0 ? extra_why[c] : RS_NONE);
+        if (*len == cap) thr = heap[0].score;
     }
 }
 
@@ -354,7 +380,7 @@ static void score_block(struct rs_ranker *rk, const struct call *cl, size_t b, u
 
     for (size_t s = 0; s < b; s++) {
         struct slot *sl = &rk->slots[s];
-        const float *row = cl->use_mf ? rk->S + s * nb : rk->zeros;
+        float *row = cl->use_mf ? rk->S + s * nb : rk->zeros;
         size_t nh = 0, rn = 0, hp0 = sl->hist_pos, hp;
         const uint32_t *hist, *ring = NULL;
 
@@ -376,6 +402,7 @@ static void score_block(struct rs_ranker *rk, const struct call *cl, size_t b, u
             if (ring[r] >= i0 && ring[r] < iend) rk->extra[ring[r] - i0] = -INFINITY;
 
         struct rs_rec *heap = rk->heaps + s * cap;
+        if (!cl->use_mf) memset(row, 0, (size_t)nb * sizeof(*row));
         if (cl->popw)
             scan(heap, &rk->heap_len[s], cap, row, bi, rk->extra, rk->extra_why, cl->popw, 1,
                  sl->a, sl->off, i0, nb);
@@ -457,7 +484,8 @@ static rs_err_t run(struct rs_ranker *rk, struct call *cl, const uint32_t *users
         size_t win = (size_t)rs_neighbors_window(cl->src->neighbors);
         size_t cells = batch * RS_RANKER_MAX_CANDIDATES;
         if ((err = reserve_bytes(&rk->cand, &rk->cand_cap, cells, sizeof(*rk->cand), 0)) ||
-            (err = reserve_bytes(&rk->sim, &rk->sim_cap, kk, sizeof(*rk->sim), 0)) ||
+            (err = reserve_bytes(&rk->sim, &rk->sim_cap, kk + RS_NEIGHBORS_SLOTS(kk),
+                                 sizeof(*rk->sim), 0)) ||
             (err = reserve_bytes(&rk->touched, &rk->touched_cap, kk * win,
                                  sizeof(*rk->touched), 0)))
             goto out;

@@ -89,6 +89,13 @@ const uint32_t *rs_neighbors_recent(const struct rs_neighbors *nb, uint32_t user
 size_t rs_neighbors_similar(const struct rs_neighbors *nb, uint32_t item, size_t max,
                             struct rs_rec *out);
 
+/*
+ * The same set in no particular order, cheaper (no sort): for the ranker.
+ * scratch must hold RS_NEIGHBORS_SLOTS(k) entries.
+ */
+size_t rs_neighbors_top(const struct rs_neighbors *nb, uint32_t item, size_t max,
+                        struct rs_rec *out, struct rs_rec *scratch);
+
 /* sim(i, j) as item i's row holds it (0 if j is not held). */
 float rs_neighbors_sim(const struct rs_neighbors *nb, uint32_t i, uint32_t j);
 

@@ -103,7 +103,8 @@ static int bench_rank(uint32_t items, int k, uint32_t users)
     float *U = malloc((size_t)BATCH * (size_t)k * sizeof(float));
     float *S = malloc((size_t)BATCH * BLOCK * sizeof(float));
     float *y = malloc((size_t)items * sizeof(float));
-    double t_gemm[REPS], t_gemv[REPS], t_raw[REPS], t_blend[REPS];
+    double t_gemm[REPS], t_gemv[REPS], t_raw[REPS], t_blend[REPS], t_bmf[REPS], t_bnb[REPS];
+    struct rs_rank_weights w_mf = {1.0f, 0, 0}, w_nb = {0, 1.0f, 0};
     struct rs_rank_weights w = {1.0f, 1.0f, 0.3f};
     struct rs_rank_sources src = {m, h, nb, pop};
     const float *Q = rs_model_item_matrix(m);
@@ -146,14 +147,22 @@ static int bench_rank(uint32_t items, int k, uint32_t users)
         t0 = rs_mono_ns();
         rs_ranker_blend(rk, &src, &w, ulist, users, out, counts);
         t_blend[r] = secs_since(t0);
+        t0 = rs_mono_ns();
+        rs_ranker_blend(rk, &src, &w_mf, ulist, users, out, counts);
+        t_bmf[r] = secs_since(t0);
+        t0 = rs_mono_ns();
+        rs_ranker_blend(rk, &src, &w_nb, ulist, users, out, counts);
+        t_bnb[r] = secs_since(t0);
     }
     double g = median(t_gemm, REPS), v = median(t_gemv, REPS), raw = median(t_raw, REPS),
            bl = median(t_blend, REPS);
     printf("{\"bench\":\"rank\",\"items\":%u,\"factors\":%d,\"users\":%u,"
            "\"users_per_s\":{\"sgemm_bound\":%.0f,\"sgemv\":%.0f,\"rank_model\":%.0f,"
-           "\"rank_blend\":%.0f},\"ratio_blend_vs_sgemm\":%.2f,"
+           "\"rank_blend\":%.0f,\"blend_model_only\":%.0f,\"blend_neighbors_only\":%.0f},"
+           "\"ratio_blend_vs_sgemm\":%.2f,"
            "\"ratio_model_vs_sgemm\":%.2f,\"Q_GB_per_s_sgemv\":%.2f}\n",
-           items, k, users, users / g, users / v, users / raw, users / bl, bl / g, raw / g,
+           items, k, users, users / g, users / v, users / raw, users / bl,
+           users / median(t_bmf, REPS), users / median(t_bnb, REPS), bl / g, raw / g,
            (double)items * k * 4 * users / v / 1e9);
     free(ulist);
     free(out);

@@ -323,6 +323,50 @@ static void test_save_then_load_gives_the_same_state(void **state)
     rs_neighbors_destroy(b);
 }
 
+static int rec_order(const void *a, const void *b)
+{
+    const struct rs_rec *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    return x->item < y->item ? -1 : x->item > y->item;
+}
+
+/* Full rows (more partners than slots, ties included): the top-m list is the
+ * first m of every held partner sorted, for every m. */
+static void test_top_lists_are_the_best_of_all_held_partners(void **state)
+{
+    (void)state;
+    uint64_t s = 5;
+    struct rs_neighbors *nb = rs_neighbors_create(5, 6, 3600.0);
+    struct rs_rec all[64], out[8], scratch[RS_NEIGHBORS_SLOTS(5)];
+    for (int e = 0; e < 20000; e++)
+        assert_int_equal(rs_neighbors_add(nb, (uint32_t)(trng(&s) % 50),
+                                          (uint32_t)(trng(&s) % 40), 0),
+                         RS_OK);
+    for (uint32_t i = 0; i < 40; i++) {
+        size_t n = 0;
+        for (uint32_t j = 0; j < 40; j++) {
+            float v = rs_neighbors_sim(nb, i, j);
+            if (v > 0) all[n++] = (struct rs_rec){j, v, RS_NONE};
+        }
+        assert_true(n <= RS_NEIGHBORS_SLOTS(5));
+        qsort(all, n, sizeof(*all), rec_order);
+        for (size_t m = 1; m <= 6; m++) {
+            size_t got = rs_neighbors_similar(nb, i, m, out);
+            size_t want = m < 5 ? m : 5;
+            assert_int_equal(got, n < want ? n : want);
+            for (size_t r = 0; r < got; r++) {
+                assert_int_equal(out[r].item, all[r].item);
+                assert_true(out[r].score == all[r].score);
+            }
+            /* The unsorted variant holds the same set. */
+            got = rs_neighbors_top(nb, i, m, out, scratch);
+            qsort(out, got, sizeof(*out), rec_order);
+            for (size_t r = 0; r < got; r++) assert_int_equal(out[r].item, all[r].item);
+        }
+    }
+    rs_neighbors_destroy(nb);
+}
+
 static void test_bad_arguments_are_refused(void **state)
 {
     (void)state;
@@ -340,6 +384,7 @@ int main(void)
         cmocka_unit_test(test_memory_per_item_is_fixed_under_an_adversarial_stream),
         cmocka_unit_test(test_changed_items_are_queued_once_until_taken),
         cmocka_unit_test(test_save_then_load_gives_the_same_state),
+        cmocka_unit_test(test_top_lists_are_the_best_of_all_held_partners),
         cmocka_unit_test(test_bad_arguments_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
