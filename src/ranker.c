@@ -28,6 +28,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <xmmintrin.h>
+#endif
 
 #include "recstream/neighbors.h"
 #include "recstream/popularity.h"
@@ -46,8 +49,9 @@ struct slot {
     int active;    /* some signal has something for this user */
     float a, off;  /* model term: a * (s + b_i) + off */
     size_t hist_pos;
-    struct rs_rec *cand; /* neighbour candidates: item, weighted nb score, why */
+    struct rs_rec *cand; /* neighbour candidates by item: item, weighted nb score, why */
     size_t cand_n;
+    size_t cand_pos;     /* first candidate not in an earlier block */
 };
 
 struct rs_ranker {
@@ -66,7 +70,7 @@ struct rs_ranker {
     struct slot *slots;   /* batch */
     float *extra;         /* ITEM_BLOCK, all 0 between users */
     uint32_t *extra_why;  /* ITEM_BLOCK */
-    float *zeros;         /* ITEM_BLOCK: the model row when there is no model term */
+    float *zeros;         /* ITEM_BLOCK zeros: the model row when there is no model term */
     float *popw;          /* items: weighted popularity */
     size_t popw_cap;
     struct rs_rec *cand;  /* batch x RS_RANKER_MAX_CANDIDATES */
@@ -285,6 +289,12 @@ static size_t gather(struct rs_ranker *rk, const struct rs_neighbors *nb, const 
 
 static int cmp_rec_desc(const void *x, const void *y);
 
+static int cmp_rec_item(const void *x, const void *y)
+{
+    uint32_t a = ((const struct rs_rec *)x)->item, b = ((const struct rs_rec *)y)->item;
+    return a < b ? -1 : a > b;
+}
+
 /* Fills slot s's candidates: unseen gathered items, w_nb * sum / max sum. */
 static void build_candidates(struct rs_ranker *rk, const struct rs_rank_sources *src,
                              float w_nb, struct slot *sl, struct rs_rec *cand)
@@ -320,6 +330,8 @@ static void build_candidates(struct rs_ranker *rk, const struct rs_rank_sources 
         qsort(cand, n, sizeof(*cand), cmp_rec_desc);
         n = RS_RANKER_MAX_CANDIDATES;
     }
+    /* In item order, so each block takes its candidates from a cursor. */
+    qsort(cand, n, sizeof(*cand), cmp_rec_item);
     sl->cand = cand;
     sl->cand_n = n;
 }
@@ -336,30 +348,52 @@ struct call {
     const float *popw;    /* NULL: no popularity term */
 };
 
+/* Offers the item at column c with the score v; returns the new threshold. */
+static inline float offer_one(struct rs_rec *heap, size_t *len, size_t cap, uint32_t i0,
+                              uint32_t c, float v, const float *extra,
+                              const uint32_t *extra_why)
+{
+    heap_offer(heap, len, cap, i0 + c, v, extra[c] > 0 ? extra_why[c] : RS_NONE);
+    return *len == cap ? heap[0].score : -INFINITY;
+}
+
 /*
- * The scoring pass over one user's block row, in two loops: the final scores
- * are written over the row (a loop the compiler vectorises), then only those
- * above the heap's worst are offered. Items come in increasing index order,
- * so an item tying the worst kept one ranks after it: "above" is strict.
- * -inf (excluded) and NaN never pass. with_pop is a constant at each call.
+ * The scoring pass over one user's block row: each item's final score, then
+ * a compare with the heap's worst; only the few above it are offered. Four
+ * items at a time with SSE2 (the same operations in the same order as the
+ * scalar tail, so the same floats). Items come in increasing index order, so
+ * an item tying the worst kept one ranks after it: "above" is strict. -inf
+ * (excluded) and NaN never pass. with_pop is a constant at each call.
  */
 static inline __attribute__((always_inline)) void
-scan(struct rs_rec *heap, size_t *len, size_t cap, float *restrict row, const float *bi,
-     const float *restrict extra, const uint32_t *extra_why, const float *popw, int with_pop,
+scan(struct rs_rec *heap, size_t *len, size_t cap, const float *row, const float *bi,
+     const float *extra, const uint32_t *extra_why, const float *popw, int with_pop,
      float a, float off, uint32_t i0, uint32_t nb)
 {
-    const float *restrict b = bi + i0;
-    const float *restrict pw = with_pop ? popw + i0 : NULL;
-    float thr;
-    if (with_pop)
-        for (uint32_t c = 0; c < nb; c++) row[c] = a * (row[c] + b[c]) + off + extra[c] + pw[c];
-    else
-        for (uint32_t c = 0; c < nb; c++) row[c] = a * (row[c] + b[c]) + off + extra[c];
-    thr = *len == cap ? heap[0].score : -INFINITY;
-    for (uint32_t c = 0; c < nb; c++) {
-        if (!(row[c] > thr)) continue;
-        heap_offer(heap, len, cap, i0 + c, row[c], extra[c] > 0 ? extra_why[c] : RS_NONE);
-        if (*len == cap) thr = heap[0].score;
+    const float *b = bi + i0, *pw = with_pop ? popw + i0 : NULL;
+    float thr = *len == cap ? heap[0].score : -INFINITY;
+    uint32_t c = 0;
+#ifdef __SSE2__
+    __m128 va = _mm_set1_ps(a), voff = _mm_set1_ps(off), vthr = _mm_set1_ps(thr);
+    for (; c + 4 <= nb; c += 4) {
+        __m128 v = _mm_add_ps(_mm_loadu_ps(row + c), _mm_loadu_ps(b + c));
+        v = _mm_add_ps(_mm_add_ps(_mm_mul_ps(va, v), voff), _mm_loadu_ps(extra + c));
+        if (with_pop) v = _mm_add_ps(v, _mm_loadu_ps(pw + c));
+        int mask = _mm_movemask_ps(_mm_cmpgt_ps(v, vthr));
+        if (mask) {
+            float vs[4];
+            _mm_storeu_ps(vs, v);
+            for (uint32_t q = 0; q < 4; q++)
+                if ((mask >> q & 1) && vs[q] > thr)
+                    thr = offer_one(heap, len, cap, i0, c + q, vs[q], extra, extra_why);
+            vthr = _mm_set1_ps(thr);
+        }
+    }
+#endif
+    for (; c < nb; c++) {
+        float v = a * (row[c] + b[c]) + off + extra[c];
+        if (with_pop) v += pw[c];
+        if (v > thr) thr = offer_one(heap, len, cap, i0, c, v, extra, extra_why);
     }
 }
 
@@ -380,8 +414,8 @@ static void score_block(struct rs_ranker *rk, const struct call *cl, size_t b, u
 
     for (size_t s = 0; s < b; s++) {
         struct slot *sl = &rk->slots[s];
-        float *row = cl->use_mf ? rk->S + s * nb : rk->zeros;
-        size_t nh = 0, rn = 0, hp0 = sl->hist_pos, hp;
+        const float *row = cl->use_mf ? rk->S + s * nb : rk->zeros;
+        size_t nh = 0, rn = 0, hp0 = sl->hist_pos, hp, cp0 = sl->cand_pos, cp;
         const uint32_t *hist, *ring = NULL;
 
         if (!sl->active) continue;
@@ -389,12 +423,9 @@ static void score_block(struct rs_ranker *rk, const struct call *cl, size_t b, u
         if (cl->use_nb) ring = rs_neighbors_recent(cl->src->neighbors, sl->user, &rn);
 
         /* Scatter: candidates, then the exclusions over them. */
-        for (size_t x = 0; x < sl->cand_n; x++) {
-            uint32_t j = sl->cand[x].item;
-            if (j >= i0 && j < iend) {
-                rk->extra[j - i0] = sl->cand[x].score;
-                rk->extra_why[j - i0] = sl->cand[x].why;
-            }
+        for (cp = cp0; cp < sl->cand_n && sl->cand[cp].item < iend; cp++) {
+            rk->extra[sl->cand[cp].item - i0] = sl->cand[cp].score;
+            rk->extra_why[sl->cand[cp].item - i0] = sl->cand[cp].why;
         }
         for (hp = hp0; hp < nh && hist[hp] < iend; hp++)
             if (hist[hp] >= i0) rk->extra[hist[hp] - i0] = -INFINITY;
@@ -402,7 +433,6 @@ static void score_block(struct rs_ranker *rk, const struct call *cl, size_t b, u
             if (ring[r] >= i0 && ring[r] < iend) rk->extra[ring[r] - i0] = -INFINITY;
 
         struct rs_rec *heap = rk->heaps + s * cap;
-        if (!cl->use_mf) memset(row, 0, (size_t)nb * sizeof(*row));
         if (cl->popw)
             scan(heap, &rk->heap_len[s], cap, row, bi, rk->extra, rk->extra_why, cl->popw, 1,
                  sl->a, sl->off, i0, nb);
@@ -411,10 +441,9 @@ static void score_block(struct rs_ranker *rk, const struct call *cl, size_t b, u
                  sl->a, sl->off, i0, nb);
 
         /* Clear what was scattered. */
-        for (size_t x = 0; x < sl->cand_n; x++) {
-            uint32_t j = sl->cand[x].item;
-            if (j >= i0 && j < iend) rk->extra[j - i0] = 0.0f;
-        }
+        for (cp = cp0; cp < sl->cand_n && sl->cand[cp].item < iend; cp++)
+            rk->extra[sl->cand[cp].item - i0] = 0.0f;
+        sl->cand_pos = cp;
         for (hp = hp0; hp < nh && hist[hp] < iend; hp++)
             if (hist[hp] >= i0) rk->extra[hist[hp] - i0] = 0.0f;
         for (size_t r = 0; r < rn; r++)

@@ -231,7 +231,7 @@ static int bench_model(size_t events, int window, uint32_t items, uint32_t users
 {
     enum { REPS = 3 };
     struct ev *e = make_events(events, users, items);
-    double t_core[REPS], t_pipe[REPS];
+    double t_core[REPS], t_pipe[REPS], t_mf[REPS];
     char errstr[256], set[64], (*uid)[16] = malloc((size_t)users * 16),
                                (*iid)[16] = malloc((size_t)items * 16);
 
@@ -251,6 +251,9 @@ static int bench_model(size_t events, int window, uint32_t items, uint32_t users
             rs_popularity_add(pop, e[x].item, 1.0f, ts);
         }
         t_core[r] = secs_since(t0);
+        t0 = rs_mono_ns();
+        for (size_t x = 0; x < events; x++) rs_model_update_play(m, e[x].user, e[x].item, 1.0f);
+        t_mf[r] = secs_since(t0);
         rs_model_destroy(m);
         rs_neighbors_destroy(nb);
         rs_popularity_destroy(pop);
@@ -286,9 +289,10 @@ static int bench_model(size_t events, int window, uint32_t items, uint32_t users
     }
     printf("{\"bench\":\"model\",\"events\":%zu,\"window\":%d,\"factors\":64,"
            "\"negatives\":4,\"items\":%u,\"users\":%u,"
-           "\"events_per_s\":{\"mf_neighbors_popularity\":%.0f,\"pipeline_apply\":%.0f}}\n",
+           "\"events_per_s\":{\"mf_neighbors_popularity\":%.0f,\"pipeline_apply\":%.0f,"
+           "\"mf_alone\":%.0f}}\n",
            events, window, items, users, events / median(t_core, REPS),
-           events / median(t_pipe, REPS));
+           events / median(t_pipe, REPS), events / median(t_mf, REPS));
     free(e);
     free(uid);
     free(iid);
