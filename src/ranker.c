@@ -49,8 +49,9 @@ struct slot {
     int active;    /* some signal has something for this user */
     float a, off;  /* model term: a * (s + b_i) + off */
     size_t hist_pos;
-    struct rs_rec *cand; /* neighbour candidates by item: item, weighted nb score, why */
+    struct rs_rec *cand; /* neighbour candidates: item, weighted nb score, why */
     size_t cand_n;
+    int cand_sorted;     /* in item order (then cand_pos is a cursor) */
     size_t cand_pos;     /* first candidate not in an earlier block */
 };
 
@@ -65,6 +66,7 @@ struct rs_ranker {
     size_t Qs_cap;
     float *Ss; /* batch x MF_SAMPLE */
     size_t Ss_cap;
+    float Bs[MF_SAMPLE]; /* the sampled items' biases */
     struct rs_rec *heaps; /* batch heaps of top_n entries */
     size_t *heap_len;     /* batch */
     struct slot *slots;   /* batch */
@@ -297,7 +299,7 @@ static int cmp_rec_item(const void *x, const void *y)
 
 /* Fills slot s's candidates: unseen gathered items, w_nb * sum / max sum. */
 static void build_candidates(struct rs_ranker *rk, const struct rs_rank_sources *src,
-                             float w_nb, struct slot *sl, struct rs_rec *cand)
+                             float w_nb, struct slot *sl, struct rs_rec *cand, uint32_t blocks)
 {
     size_t rn = 0, t, n = 0;
     const uint32_t *ring = rs_neighbors_recent(src->neighbors, sl->user, &rn);
@@ -330,8 +332,13 @@ static void build_candidates(struct rs_ranker *rk, const struct rs_rank_sources 
         qsort(cand, n, sizeof(*cand), cmp_rec_desc);
         n = RS_RANKER_MAX_CANDIDATES;
     }
-    /* In item order, so each block takes its candidates from a cursor. */
-    qsort(cand, n, sizeof(*cand), cmp_rec_item);
+    /*
+     * With many item blocks, put them in item order so each block takes its
+     * candidates from a cursor; with few, scanning them all per block is
+     * cheaper than sorting.
+     */
+    sl->cand_sorted = blocks > 8;
+    if (sl->cand_sorted) qsort(cand, n, sizeof(*cand), cmp_rec_item);
     sl->cand = cand;
     sl->cand_n = n;
 }
@@ -423,9 +430,12 @@ static void score_block(struct rs_ranker *rk, const struct call *cl, size_t b, u
         if (cl->use_nb) ring = rs_neighbors_recent(cl->src->neighbors, sl->user, &rn);
 
         /* Scatter: candidates, then the exclusions over them. */
-        for (cp = cp0; cp < sl->cand_n && sl->cand[cp].item < iend; cp++) {
-            rk->extra[sl->cand[cp].item - i0] = sl->cand[cp].score;
-            rk->extra_why[sl->cand[cp].item - i0] = sl->cand[cp].why;
+        for (cp = cp0; cp < sl->cand_n && (!sl->cand_sorted || sl->cand[cp].item < iend);
+             cp++) {
+            uint32_t j = sl->cand[cp].item;
+            if (j < i0 || j >= iend) continue;
+            rk->extra[j - i0] = sl->cand[cp].score;
+            rk->extra_why[j - i0] = sl->cand[cp].why;
         }
         for (hp = hp0; hp < nh && hist[hp] < iend; hp++)
             if (hist[hp] >= i0) rk->extra[hist[hp] - i0] = -INFINITY;
@@ -441,9 +451,12 @@ static void score_block(struct rs_ranker *rk, const struct call *cl, size_t b, u
                  sl->a, sl->off, i0, nb);
 
         /* Clear what was scattered. */
-        for (cp = cp0; cp < sl->cand_n && sl->cand[cp].item < iend; cp++)
-            rk->extra[sl->cand[cp].item - i0] = 0.0f;
-        sl->cand_pos = cp;
+        for (cp = cp0; cp < sl->cand_n && (!sl->cand_sorted || sl->cand[cp].item < iend);
+             cp++) {
+            uint32_t j = sl->cand[cp].item;
+            if (j >= i0 && j < iend) rk->extra[j - i0] = 0.0f;
+        }
+        if (sl->cand_sorted) sl->cand_pos = cp;
         for (hp = hp0; hp < nh && hist[hp] < iend; hp++)
             if (hist[hp] >= i0) rk->extra[hist[hp] - i0] = 0.0f;
         for (size_t r = 0; r < rn; r++)
@@ -457,8 +470,7 @@ static void blend_scales(struct rs_ranker *rk, const struct call *cl, size_t b, 
 {
     const struct rs_model *m = cl->m;
     int k = rs_model_factors(m);
-    const float *bi = rs_model_item_biases(m);
-    uint32_t n_items = rs_model_items(m), n_users = rs_model_users(m);
+    uint32_t n_users = rs_model_users(m);
 
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)ns, k, 1.0f, rk->U, k,
                 rk->Qs, k, 0.0f, rk->Ss, (int)ns);
@@ -467,7 +479,7 @@ static void blend_scales(struct rs_ranker *rk, const struct call *cl, size_t b, 
         float *t = rk->Ss + s * ns;
         sl->a = sl->off = 0.0f;
         if (sl->user >= n_users) continue;
-        for (uint32_t p = 0; p < ns; p++) t[p] += bi[sample_item(p, ns, n_items)];
+        for (uint32_t p = 0; p < ns; p++) t[p] += rk->Bs[p];
         mf_scale(t, ns, cl->w->mf, &sl->a, &sl->off);
     }
 }
@@ -494,10 +506,12 @@ static rs_err_t run(struct rs_ranker *rk, struct call *cl, const uint32_t *users
         if ((err = reserve(&rk->Qs, &rk->Qs_cap, (size_t)ns * (size_t)k)) ||
             (err = reserve(&rk->Ss, &rk->Ss_cap, batch * ns)))
             goto out;
-        for (uint32_t p = 0; p < ns; p++)
-            memcpy(rk->Qs + (size_t)p * (size_t)k,
-                   Q + (size_t)sample_item(p, ns, n_items) * (size_t)k,
+        for (uint32_t p = 0; p < ns; p++) {
+            uint32_t i = sample_item(p, ns, n_items);
+            memcpy(rk->Qs + (size_t)p * (size_t)k, Q + (size_t)i * (size_t)k,
                    (size_t)k * sizeof(float));
+            rk->Bs[p] = rs_model_item_biases(m)[i];
+        }
     }
     if (cl->popw) {
         if ((err = reserve(&rk->popw, &rk->popw_cap, n_items))) goto out;
@@ -560,7 +574,8 @@ static rs_err_t run(struct rs_ranker *rk, struct call *cl, const uint32_t *users
                 struct slot *sl = &rk->slots[s];
                 if (cl->use_nb)
                     build_candidates(rk, cl->src, cl->w->neighbor, sl,
-                                     rk->cand + s * RS_RANKER_MAX_CANDIDATES);
+                                     rk->cand + s * RS_RANKER_MAX_CANDIDATES,
+                                     (uint32_t)((n_items + block - 1) / block));
                 sl->active = sl->a != 0.0f || sl->cand_n > 0 || cl->popw != NULL;
             }
         }

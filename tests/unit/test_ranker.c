@@ -467,7 +467,8 @@ static void test_blend_matches_naive_full_sort_on_random_inputs(void **unused)
     for (int trial = 0; trial < 40; trial++) {
         struct world w;
         uint32_t nu = 2 + tbelow(&s, 50);
-        uint32_t ni = trial == 0 ? 9000 : 2 + tbelow(&s, 900); /* trial 0: >1 block */
+        /* trial 0: a few item blocks; trial 1: enough blocks to sort the candidates */
+        uint32_t ni = trial == 0 ? 9000 : trial == 1 ? 40000 : 2 + tbelow(&s, 900);
         world_init(&w, &s, nu, ni, 1 + (int)tbelow(&s, 32), 1 + (int)tbelow(&s, 20),
                    1 + (int)tbelow(&s, 20), 20 * nu);
         /* Every weight combination shows up, zeros included. */
