@@ -269,12 +269,15 @@ static size_t gather(struct rs_ranker *rk, const struct rs_neighbors *nb, const 
 {
     size_t t = 0, k = (size_t)rs_neighbors_k(nb);
     struct rs_rec *top = rk->sim, *scratch = rk->sim + k;
+    /* The recent items themselves are excluded: mark them for the loop below. */
+    for (size_t r = 0; r < rn; r++)
+        if (ring[r] < n_items) rk->acc[ring[r]] = -INFINITY;
     for (size_t r = rn; r-- > 0;) {
         size_t m = rs_neighbors_top(nb, ring[r], k, top, scratch);
         for (size_t x = 0; x < m; x++) {
             uint32_t j = top[x].item;
             float v = top[x].score;
-            if (j >= n_items) continue; /* not in the model yet */
+            if (j >= n_items || rk->acc[j] < 0.0f) continue; /* not in the model yet, recent */
             if (rk->acc[j] == 0.0f) {
                 rk->touched[t++] = j;
                 rk->best[j] = v;
@@ -286,6 +289,8 @@ static size_t gather(struct rs_ranker *rk, const struct rs_neighbors *nb, const 
             rk->acc[j] += v;
         }
     }
+    for (size_t r = 0; r < rn; r++)
+        if (ring[r] < n_items) rk->acc[ring[r]] = 0.0f;
     return t;
 }
 
@@ -311,7 +316,7 @@ static void build_candidates(struct rs_ranker *rk, const struct rs_rank_sources 
     t = gather(rk, src->neighbors, ring, rn, rs_model_items(src->model));
     for (size_t x = 0; x < t; x++) {
         uint32_t j = rk->touched[x];
-        if (in_ring(ring, rn, j) || in_sorted(hist, nh, j)) {
+        if (in_sorted(hist, nh, j)) {
             rk->acc[j] = -1.0f; /* excluded: not a candidate, not in the max */
             continue;
         }
