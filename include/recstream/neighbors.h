@@ -37,8 +37,9 @@
  * The draws come from the module's own seeded generator (saved with the
  * state), so the same events give the same sketch. Nothing grows with
  * traffic: memory per item is exactly RS_NEIGHBORS_ITEM_BYTES(k) =
- * 12 * 2k + 16 bytes (slot id, count and error per slot; N_i, the used-slot
- * count with the changed flag, and the item's place in the changed queue),
+ * 12 * 2k + 20 bytes (slot id, count and error per slot; a 16-byte row head
+ * with N_i, the used-slot count and changed flag, and the smallest-count hint;
+ * the item's place in the changed queue),
  * and per user 4 * window + 4 bytes for the ring.
  *
  * Cost: one event touches the new item's row and the rows of the <= window
@@ -57,7 +58,7 @@
 
 /* Bytes of neighbour state per item and per user (see above). */
 #define RS_NEIGHBORS_SLOTS(k) (2u * (uint32_t)(k))
-#define RS_NEIGHBORS_ITEM_BYTES(k) (12u * RS_NEIGHBORS_SLOTS(k) + 16u)
+#define RS_NEIGHBORS_ITEM_BYTES(k) (12u * RS_NEIGHBORS_SLOTS(k) + 20u)
 #define RS_NEIGHBORS_USER_BYTES(window) (4u * (uint32_t)(window) + 4u)
 
 struct rs_neighbors;
