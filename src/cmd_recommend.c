@@ -18,37 +18,38 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: recstream recommend -c FILE (--user U | --item I) --input PATH\n"
-            "                           [--n N] [--json] [--format F]\n"
-            "                           [--set section.key=value]...\n"
-            "\n"
-            "Prints a user's top-N list with blended scores and reasons (\"because you\n"
-            "played X\"), or an item's similar items. A user the model does not know\n"
-            "gets the trending list (cold start). The model state is built by replaying\n"
-            "--input into a fresh model; nothing is written to Redis. (Reading the state\n"
-            "from the newest snapshot instead will come with snapshots.)\n"
-            "\n"
-            "  -c, --config FILE   configuration file ([neighbors], [ranking] apply)\n"
-            "  -u, --user U        the user whose list to print\n"
-            "      --item I        the item whose similar items to print\n"
-            "  -i, --input PATH    events to build the state from (as for replay)\n"
-            "      --format F      auto (default), movielens-tab, movielens-colon, csv,\n"
-            "                      tsv, jsonl, msgpack\n"
-            "  -n, --n N           entries to print (default [ranking] top_n for a user,\n"
-            "                      [neighbors] k for an item; at most k for an item)\n"
-            "      --set S.K=V     override one configuration key\n"
-            "      --json          print the list as stored in Redis (JSON array)\n"
-            "  -h, --help          this text\n"
-            "\n"
-            "example:\n"
-            "  recstream recommend -c config/recstream.conf --input u.data --user 196\n");
+    fprintf(
+        out,
+        "usage: recstream recommend -c FILE (--user U | --item I) --input PATH\n"
+        "                           [--n N] [--json] [--format F]\n"
+        "                           [--set section.key=value]...\n"
+        "\n"
+        "Prints a user's top-N list with blended scores and reasons (\"because you\n"
+        "played X\"), or an item's similar items. A user the model does not know\n"
+        "gets the trending list (cold start). The model state is built by replaying\n"
+        "--input into a fresh model; nothing is written to Redis. (Reading the state\n"
+        "from the newest snapshot instead will come with snapshots.)\n"
+        "\n"
+        "  -c, --config FILE   configuration file ([neighbors], [ranking] apply)\n"
+        "  -u, --user U        the user whose list to print\n"
+        "      --item I        the item whose similar items to print\n"
+        "  -i, --input PATH    events to build the state from (as for replay)\n"
+        "      --format F      auto (default), movielens-tab, movielens-colon, csv,\n"
+        "                      tsv, jsonl, msgpack\n"
+        "  -n, --n N           entries to print (default [ranking] top_n for a user,\n"
+        "                      [neighbors] k for an item; at most k for an item)\n"
+        "      --set S.K=V     override one configuration key\n"
+        "      --json          print the list as stored in Redis (JSON array)\n"
+        "  -h, --help          this text\n"
+        "\n"
+        "example:\n"
+        "  recstream recommend -c config/recstream.conf --input u.data --user 196\n");
 }
 
 static int parse_format(const char *name, enum rs_filesrc_format *format)
 {
     static const char *names[] = {"auto", "movielens-tab", "movielens-colon", "csv",
-                                  "tsv", "jsonl", "msgpack"};
+                                  "tsv",  "jsonl",         "msgpack"};
     for (int f = 0; f < 7; f++) {
         if (strcmp(name, names[f]) == 0) {
             *format = (enum rs_filesrc_format)f;

@@ -129,7 +129,8 @@ static int grow_array(void *pp, size_t elem, size_t old_n, size_t new_n)
 static uint32_t next_cap(uint32_t cap, uint32_t idx, uint32_t initial)
 {
     uint64_t c = cap ? cap : initial;
-    while (c <= idx) c *= 2;
+    while (c <= idx)
+        c *= 2;
     return c > UINT32_MAX ? UINT32_MAX : (uint32_t)c;
 }
 
@@ -144,7 +145,8 @@ static rs_err_t grow_items(struct rs_neighbors *nb, uint32_t idx)
     /* The queue is a ring: copy it out in order into the new array. */
     queue = malloc((size_t)cap * sizeof(*queue));
     if (!queue) return RS_ENOMEM;
-    for (size_t q = 0; q < nb->q_count; q++) queue[q] = nb->queue[(nb->q_head + q) % old];
+    for (size_t q = 0; q < nb->q_count; q++)
+        queue[q] = nb->queue[(nb->q_head + q) % old];
     free(nb->queue);
     nb->queue = queue;
     nb->q_head = 0;
@@ -246,8 +248,10 @@ static inline uint32_t min_slot(const float *cnt, uint32_t n)
 #ifdef __SSE2__
     if (n >= 4) {
         __m128 mn = _mm_loadu_ps(cnt);
-        for (s = 4; s + 4 <= n; s += 4) mn = _mm_min_ps(mn, _mm_loadu_ps(cnt + s));
-        for (; s < n; s++) mn = _mm_min_ps(mn, _mm_set1_ps(cnt[s]));
+        for (s = 4; s + 4 <= n; s += 4)
+            mn = _mm_min_ps(mn, _mm_loadu_ps(cnt + s));
+        for (; s < n; s++)
+            mn = _mm_min_ps(mn, _mm_set1_ps(cnt[s]));
         mn = _mm_min_ps(mn, _mm_shuffle_ps(mn, mn, _MM_SHUFFLE(2, 3, 0, 1)));
         mn = _mm_min_ps(mn, _mm_shuffle_ps(mn, mn, _MM_SHUFFLE(1, 0, 3, 2)));
         best = _mm_cvtss_f32(mn);
@@ -332,7 +336,8 @@ rs_err_t rs_neighbors_add(struct rs_neighbors *nb, uint32_t user, uint32_t item,
         const unsigned char *rp = row_at(nb, ring[r]);
         size_t end = sizeof(struct row_head) + 4u * (size_t)nb->slots + 64;
         if (end > nb->row_bytes) end = nb->row_bytes;
-        for (size_t off = 0; off < end; off += 64) __builtin_prefetch(rp + off, 1);
+        for (size_t off = 0; off < end; off += 64)
+            __builtin_prefetch(rp + off, 1);
     }
     d = decay_weight(nb, ts_ms);
     head(nb, item)->occ += d;
@@ -404,8 +409,10 @@ static void select_best(struct rs_rec *c, size_t n, size_t max)
         struct rs_rec pivot = c[lo + (hi - lo) / 2], t;
         size_t i = lo, j = hi;
         while (i <= j) {
-            while (rec_before(&c[i], &pivot)) i++;
-            while (rec_before(&pivot, &c[j])) j--;
+            while (rec_before(&c[i], &pivot))
+                i++;
+            while (rec_before(&pivot, &c[j]))
+                j--;
             if (i <= j) {
                 t = c[i];
                 c[i] = c[j];
@@ -415,9 +422,12 @@ static void select_best(struct rs_rec *c, size_t n, size_t max)
                 j--;
             }
         }
-        if (max - 1 <= j) hi = j;
-        else if (max - 1 >= i) lo = i;
-        else return;
+        if (max - 1 <= j)
+            hi = j;
+        else if (max - 1 >= i)
+            lo = i;
+        else
+            return;
     }
 }
 
@@ -433,7 +443,8 @@ size_t rs_neighbors_top(const struct rs_neighbors *nb, uint32_t item, size_t max
     used = head(nb, item)->meta & USED_MASK;
     ids = row_ids(nb, item);
     /* Each sim reads its partner's N_j, scattered in memory: ask for all first. */
-    for (uint32_t s = 0; s < used; s++) __builtin_prefetch(row_at(nb, ids[s]));
+    for (uint32_t s = 0; s < used; s++)
+        __builtin_prefetch(row_at(nb, ids[s]));
     for (uint32_t s = 0; s < used; s++) {
         struct rs_rec c = {ids[s], slot_sim(nb, item, s), RS_NONE};
         if (c.score > 0) scratch[n++] = c;
@@ -547,9 +558,9 @@ struct rs_neighbors *rs_neighbors_load(struct rs_reader *r, rs_err_t *err)
 
     if ((*err = rs_read_u32(r, &k)) || (*err = rs_read_u32(r, &window)) ||
         (*err = r->read(r->ctx, &half_life_ms, sizeof(half_life_ms))) ||
-        (*err = r->read(r->ctx, &t_ref, sizeof(t_ref))) || (*err = rs_read_u64(r, &rng)) ||
-        (*err = rs_read_u32(r, &have_ref)) || (*err = rs_read_u32(r, &n_items)) ||
-        (*err = rs_read_u32(r, &n_users)))
+        (*err = r->read(r->ctx, &t_ref, sizeof(t_ref))) ||
+        (*err = rs_read_u64(r, &rng)) || (*err = rs_read_u32(r, &have_ref)) ||
+        (*err = rs_read_u32(r, &n_items)) || (*err = rs_read_u32(r, &n_users)))
         return NULL;
     *err = RS_ECORRUPT;
     if (k < 1 || k > 1000 || window < 1 || window > 1000 || !(half_life_ms > 0) ||

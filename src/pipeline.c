@@ -99,9 +99,9 @@ struct rs_pipeline *rs_pipeline_create(const struct rs_config *conf,
     p->neighbors = rs_neighbors_create(conf->neighbors_k, conf->neighbors_window,
                                        conf->neighbors_half_life_s);
     p->popularity = rs_popularity_create(conf->neighbors_half_life_s);
-    p->sim_recs = calloc((size_t)(conf->neighbors_k > conf->top_n ? conf->neighbors_k
-                                                                  : conf->top_n),
-                         sizeof(*p->sim_recs));
+    p->sim_recs = calloc(
+        (size_t)(conf->neighbors_k > conf->top_n ? conf->neighbors_k : conf->top_n),
+        sizeof(*p->sim_recs));
     p->weights.mf = (float)conf->mf_weight;
     p->weights.neighbor = (float)conf->neighbor_weight;
     p->weights.popularity = (float)conf->popularity_weight;
@@ -249,8 +249,8 @@ static rs_err_t queue_list(struct rs_pipeline *p, const struct rs_rec *recs, siz
 }
 
 /* Queues one user's list (or its deletion). */
-static rs_err_t queue_user(struct rs_pipeline *p, uint32_t user, const struct rs_rec *recs,
-                           size_t n)
+static rs_err_t queue_user(struct rs_pipeline *p, uint32_t user,
+                           const struct rs_rec *recs, size_t n)
 {
     size_t history_len = 0;
     size_t name_len;
@@ -300,12 +300,14 @@ static rs_err_t publish_items(struct rs_pipeline *p)
     size_t n = rs_neighbors_take_changed(p->neighbors, p->sim_items, SIM_PER_PUBLISH);
     rs_err_t err = RS_OK;
 
-    for (size_t j = 0; j < n && !err; j++) err = queue_sim(p, p->sim_items[j]);
+    for (size_t j = 0; j < n && !err; j++)
+        err = queue_sim(p, p->sim_items[j]);
     if (!err && p->pop_changed) err = queue_pop(p);
     if (!err) err = rs_redis_flush(p->redis);
     if (err) {
         rs_redis_flush(p->redis);
-        for (size_t j = 0; j < n; j++) rs_neighbors_mark_changed(p->neighbors, p->sim_items[j]);
+        for (size_t j = 0; j < n; j++)
+            rs_neighbors_mark_changed(p->neighbors, p->sim_items[j]);
         p->stats.publish_errors++;
         rs_warn("publishing %zu similar-items lists failed: %s", n,
                 err == RS_EREDIS ? rs_redis_errstr(p->redis) : rs_err_str(err));
@@ -376,7 +378,8 @@ rs_err_t rs_pipeline_publish(struct rs_pipeline *p)
         /* Nothing to publish to: drain the set so it stays bounded. */
         while (rs_dirty_take(p->dirty, p->batch, PUBLISH_BATCH) > 0) {
         }
-        while (rs_neighbors_take_changed(p->neighbors, p->sim_items, SIM_PER_PUBLISH) > 0) {
+        while (rs_neighbors_take_changed(p->neighbors, p->sim_items, SIM_PER_PUBLISH) >
+               0) {
         }
         p->pop_changed = 0;
         return RS_OK;
@@ -398,7 +401,8 @@ rs_err_t rs_pipeline_publish(struct rs_pipeline *p)
     requeue:
         /* Nothing in this batch is known to be written: keep them all dirty. */
         rs_redis_flush(p->redis);
-        for (size_t j = 0; j < n; j++) rs_dirty_mark(p->dirty, p->batch[j]);
+        for (size_t j = 0; j < n; j++)
+            rs_dirty_mark(p->dirty, p->batch[j]);
         p->stats.publish_errors++;
         rs_warn("publishing %zu lists failed: %s", n,
                 err == RS_EREDIS ? rs_redis_errstr(p->redis) : rs_err_str(err));

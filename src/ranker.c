@@ -44,15 +44,15 @@ enum mode { MODE_RAW, MODE_BLEND };
 
 /* One user of the batch being ranked. */
 struct slot {
-    size_t j;      /* index into users[] */
+    size_t j; /* index into users[] */
     uint32_t user;
-    int active;    /* some signal has something for this user */
-    float a, off;  /* model term: a * (s + b_i) + off */
+    int active;   /* some signal has something for this user */
+    float a, off; /* model term: a * (s + b_i) + off */
     size_t hist_pos;
     struct rs_rec *cand; /* neighbour candidates: item, weighted nb score, why */
     size_t cand_n;
-    int cand_sorted;     /* in item order (then cand_pos is a cursor) */
-    size_t cand_pos;     /* first candidate not in an earlier block */
+    int cand_sorted; /* in item order (then cand_pos is a cursor) */
+    size_t cand_pos; /* first candidate not in an earlier block */
 };
 
 struct rs_ranker {
@@ -66,19 +66,19 @@ struct rs_ranker {
     size_t Qs_cap;
     float *Ss; /* batch x MF_SAMPLE */
     size_t Ss_cap;
-    float Bs[MF_SAMPLE]; /* the sampled items' biases */
+    float Bs[MF_SAMPLE];  /* the sampled items' biases */
     struct rs_rec *heaps; /* batch heaps of top_n entries */
     size_t *heap_len;     /* batch */
     struct slot *slots;   /* batch */
     float *extra;         /* ITEM_BLOCK, all 0 between users */
     uint32_t *extra_why;  /* ITEM_BLOCK */
-    float *zeros;         /* ITEM_BLOCK zeros: the model row when there is no model term */
-    float *popw;          /* items: weighted popularity */
+    float *zeros; /* ITEM_BLOCK zeros: the model row when there is no model term */
+    float *popw;  /* items: weighted popularity */
     size_t popw_cap;
-    struct rs_rec *cand;  /* batch x RS_RANKER_MAX_CANDIDATES */
+    struct rs_rec *cand; /* batch x RS_RANKER_MAX_CANDIDATES */
     size_t cand_cap;
-    float *acc, *best;    /* items, all 0 between users */
-    uint32_t *acc_why;    /* items */
+    float *acc, *best; /* items, all 0 between users */
+    uint32_t *acc_why; /* items */
     size_t acc_cap;
     uint32_t *touched;
     size_t touched_cap;
@@ -264,8 +264,8 @@ static int in_sorted(const uint32_t *a, size_t n, uint32_t x)
  * dense accumulators; returns the number of distinct items touched, listed
  * in rk->touched. acc_why[j] is the h with the largest sim (newest on ties).
  */
-static size_t gather(struct rs_ranker *rk, const struct rs_neighbors *nb, const uint32_t *ring,
-                     size_t rn, uint32_t n_items)
+static size_t gather(struct rs_ranker *rk, const struct rs_neighbors *nb,
+                     const uint32_t *ring, size_t rn, uint32_t n_items)
 {
     size_t t = 0, k = (size_t)rs_neighbors_k(nb);
     struct rs_rec *top = rk->sim, *scratch = rk->sim + k;
@@ -277,7 +277,8 @@ static size_t gather(struct rs_ranker *rk, const struct rs_neighbors *nb, const 
         for (size_t x = 0; x < m; x++) {
             uint32_t j = top[x].item;
             float v = top[x].score;
-            if (j >= n_items || rk->acc[j] < 0.0f) continue; /* not in the model yet, recent */
+            if (j >= n_items || rk->acc[j] < 0.0f)
+                continue; /* not in the model yet, recent */
             if (rk->acc[j] == 0.0f) {
                 rk->touched[t++] = j;
                 rk->best[j] = v;
@@ -304,7 +305,8 @@ static int cmp_rec_item(const void *x, const void *y)
 
 /* Fills slot s's candidates: unseen gathered items, w_nb * sum / max sum. */
 static void build_candidates(struct rs_ranker *rk, const struct rs_rank_sources *src,
-                             float w_nb, struct slot *sl, struct rs_rec *cand, uint32_t blocks)
+                             float w_nb, struct slot *sl, struct rs_rec *cand,
+                             uint32_t blocks)
 {
     size_t rn = 0, t, n = 0;
     const uint32_t *ring = rs_neighbors_recent(src->neighbors, sl->user, &rn);
@@ -355,9 +357,9 @@ struct call {
     const struct rs_rank_sources *src;
     const struct rs_rank_weights *w;
     const struct rs_model *m;
-    int use_mf;           /* the sgemm runs */
-    int use_nb;           /* neighbour candidates are gathered */
-    const float *popw;    /* NULL: no popularity term */
+    int use_mf;        /* the sgemm runs */
+    int use_nb;        /* neighbour candidates are gathered */
+    const float *popw; /* NULL: no popularity term */
 };
 
 /* Offers the item at column c with the score v; returns the new threshold. */
@@ -410,8 +412,8 @@ scan(struct rs_rec *heap, size_t *len, size_t cap, const float *row, const float
 }
 
 /* Scores one block of columns [i0, i0+nb) for the b users of the batch. */
-static void score_block(struct rs_ranker *rk, const struct call *cl, size_t b, uint32_t i0,
-                        uint32_t nb)
+static void score_block(struct rs_ranker *rk, const struct call *cl, size_t b,
+                        uint32_t i0, uint32_t nb)
 {
     const struct rs_model *m = cl->m;
     int k = rs_model_factors(m);
@@ -420,9 +422,9 @@ static void score_block(struct rs_ranker *rk, const struct call *cl, size_t b, u
     uint32_t iend = i0 + nb;
 
     if (cl->use_mf)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)nb, k, 1.0f, rk->U,
-                    k, rs_model_item_matrix(m) + (size_t)i0 * (size_t)k, k, 0.0f, rk->S,
-                    (int)nb);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)nb, k, 1.0f,
+                    rk->U, k, rs_model_item_matrix(m) + (size_t)i0 * (size_t)k, k, 0.0f,
+                    rk->S, (int)nb);
 
     for (size_t s = 0; s < b; s++) {
         struct slot *sl = &rk->slots[s];
@@ -449,8 +451,8 @@ static void score_block(struct rs_ranker *rk, const struct call *cl, size_t b, u
 
         struct rs_rec *heap = rk->heaps + s * cap;
         if (cl->popw)
-            scan(heap, &rk->heap_len[s], cap, row, bi, rk->extra, rk->extra_why, cl->popw, 1,
-                 sl->a, sl->off, i0, nb);
+            scan(heap, &rk->heap_len[s], cap, row, bi, rk->extra, rk->extra_why, cl->popw,
+                 1, sl->a, sl->off, i0, nb);
         else
             scan(heap, &rk->heap_len[s], cap, row, bi, rk->extra, rk->extra_why, NULL, 0,
                  sl->a, sl->off, i0, nb);
@@ -471,26 +473,28 @@ static void score_block(struct rs_ranker *rk, const struct call *cl, size_t b, u
 }
 
 /* Puts the model scores of the batch on the blend's scale (sets a, off per slot). */
-static void blend_scales(struct rs_ranker *rk, const struct call *cl, size_t b, uint32_t ns)
+static void blend_scales(struct rs_ranker *rk, const struct call *cl, size_t b,
+                         uint32_t ns)
 {
     const struct rs_model *m = cl->m;
     int k = rs_model_factors(m);
     uint32_t n_users = rs_model_users(m);
 
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)ns, k, 1.0f, rk->U, k,
-                rk->Qs, k, 0.0f, rk->Ss, (int)ns);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)ns, k, 1.0f, rk->U,
+                k, rk->Qs, k, 0.0f, rk->Ss, (int)ns);
     for (size_t s = 0; s < b; s++) {
         struct slot *sl = &rk->slots[s];
         float *t = rk->Ss + s * ns;
         sl->a = sl->off = 0.0f;
         if (sl->user >= n_users) continue;
-        for (uint32_t p = 0; p < ns; p++) t[p] += rk->Bs[p];
+        for (uint32_t p = 0; p < ns; p++)
+            t[p] += rk->Bs[p];
         mf_scale(t, ns, cl->w->mf, &sl->a, &sl->off);
     }
 }
 
-static rs_err_t run(struct rs_ranker *rk, struct call *cl, const uint32_t *users, size_t n,
-                    struct rs_rec *out, size_t *counts)
+static rs_err_t run(struct rs_ranker *rk, struct call *cl, const uint32_t *users,
+                    size_t n, struct rs_rec *out, size_t *counts)
 {
     const struct rs_model *m = cl->m;
     int k = rs_model_factors(m);
@@ -531,7 +535,8 @@ static rs_err_t run(struct rs_ranker *rk, struct call *cl, const uint32_t *users
         size_t kk = (size_t)rs_neighbors_k(cl->src->neighbors);
         size_t win = (size_t)rs_neighbors_window(cl->src->neighbors);
         size_t cells = batch * RS_RANKER_MAX_CANDIDATES;
-        if ((err = reserve_bytes(&rk->cand, &rk->cand_cap, cells, sizeof(*rk->cand), 0)) ||
+        if ((err =
+                 reserve_bytes(&rk->cand, &rk->cand_cap, cells, sizeof(*rk->cand), 0)) ||
             (err = reserve_bytes(&rk->sim, &rk->sim_cap, kk + RS_NEIGHBORS_SLOTS(kk),
                                  sizeof(*rk->sim), 0)) ||
             (err = reserve_bytes(&rk->touched, &rk->touched_cap, kk * win,
@@ -604,9 +609,11 @@ rs_err_t rs_ranker_rank(struct rs_ranker *rk, const struct rs_model *m,
     struct rs_rank_sources src = {m, h, NULL, NULL};
     struct call cl = {MODE_RAW, &src, NULL, m, 1, 0, NULL};
 
-    if (rk == NULL || m == NULL || (n > 0 && (users == NULL || out == NULL || counts == NULL)))
+    if (rk == NULL || m == NULL ||
+        (n > 0 && (users == NULL || out == NULL || counts == NULL)))
         return RS_EINVAL;
-    for (size_t j = 0; j < n; j++) counts[j] = 0;
+    for (size_t j = 0; j < n; j++)
+        counts[j] = 0;
     return run(rk, &cl, users, n, out, counts);
 }
 
@@ -625,7 +632,8 @@ rs_err_t rs_ranker_blend(struct rs_ranker *rk, const struct rs_rank_sources *src
         !weight_ok(w->mf) || !weight_ok(w->neighbor) || !weight_ok(w->popularity) ||
         (n > 0 && (users == NULL || out == NULL || counts == NULL)))
         return RS_EINVAL;
-    for (size_t j = 0; j < n; j++) counts[j] = 0;
+    for (size_t j = 0; j < n; j++)
+        counts[j] = 0;
     cl.mode = MODE_BLEND;
     cl.src = src;
     cl.w = w;
@@ -654,7 +662,8 @@ static int cmp_rec_desc(const void *a, const void *b)
 static float dot(const float *p, const float *q, int k)
 {
     float d = 0.0f;
-    for (int f = 0; f < k; f++) d += p[f] * q[f];
+    for (int f = 0; f < k; f++)
+        d += p[f] * q[f];
     return d;
 }
 
@@ -753,7 +762,8 @@ size_t rs_ranker_blend_naive(const struct rs_rank_sources *src,
             }
         }
         for (uint32_t j = 0; j < n_items; j++) {
-            if (in_ring(ring, rn, j) || rs_history_contains(src->history, user, j)) continue;
+            if (in_ring(ring, rn, j) || rs_history_contains(src->history, user, j))
+                continue;
             if (nbv[j] > mx) mx = nbv[j];
         }
         for (uint32_t j = 0; j < n_items; j++) {

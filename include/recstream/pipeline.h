@@ -49,7 +49,8 @@ void rs_pipeline_destroy(struct rs_pipeline *p);
 enum rs_event_reason rs_pipeline_handle(struct rs_pipeline *p, const void *buf,
                                         size_t len, int64_t ts_ms);
 
-/* Applies an already decoded and validated event. RS_OK, RS_EFULL (counted), RS_ENOMEM. */
+/* Applies an already decoded and validated event. RS_OK, RS_EFULL (counted), RS_ENOMEM.
+ */
 rs_err_t rs_pipeline_apply(struct rs_pipeline *p, const struct rs_event *ev);
 
 /* Counts an input refused for reason. */

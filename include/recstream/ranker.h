@@ -78,8 +78,8 @@ void rs_ranker_destroy(struct rs_ranker *rk);
  * the model get 0 entries. Returns RS_OK or RS_ENOMEM.
  */
 rs_err_t rs_ranker_rank(struct rs_ranker *rk, const struct rs_model *m,
-                        const struct rs_history *h, const uint32_t *users,
-                        size_t n, struct rs_rec *out, size_t *counts);
+                        const struct rs_history *h, const uint32_t *users, size_t n,
+                        struct rs_rec *out, size_t *counts);
 
 /*
  * The blended lists (formula above): for user users[j], at most top_n entries,

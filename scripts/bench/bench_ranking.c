@@ -103,7 +103,8 @@ static int bench_rank(uint32_t items, int k, uint32_t users)
     float *U = malloc((size_t)BATCH * (size_t)k * sizeof(float));
     float *S = malloc((size_t)BATCH * BLOCK * sizeof(float));
     float *y = malloc((size_t)items * sizeof(float));
-    double t_gemm[REPS], t_gemv[REPS], t_raw[REPS], t_blend[REPS], t_bmf[REPS], t_bnb[REPS];
+    double t_gemm[REPS], t_gemv[REPS], t_raw[REPS], t_blend[REPS], t_bmf[REPS],
+        t_bnb[REPS];
     struct rs_rank_weights w_mf = {1.0f, 0, 0}, w_nb = {0, 1.0f, 0};
     struct rs_rank_weights w = {0.05f, 1.0f, 0.05f}; /* the defaults */
     struct rs_rank_sources src = {m, h, nb, pop};
@@ -118,11 +119,14 @@ static int bench_rank(uint32_t items, int k, uint32_t users)
             rs_neighbors_add(nb, u, i, (int64_t)e * 1000);
             rs_popularity_add(pop, i, 1.0f, (int64_t)e * 1000);
         }
-    for (uint32_t j = 0; j < users; j++) ulist[j] = j * 4 % n_users;
+    for (uint32_t j = 0; j < users; j++)
+        ulist[j] = j * 4 % n_users;
     for (uint32_t b = 0; b < BATCH; b++)
-        memcpy(U + (size_t)b * (size_t)k, rs_model_user_factors(m, b), (size_t)k * sizeof(float));
+        memcpy(U + (size_t)b * (size_t)k, rs_model_user_factors(m, b),
+               (size_t)k * sizeof(float));
 
-    rs_ranker_blend(rk, &src, &w, ulist, users < BATCH ? users : BATCH, out, counts); /* warm */
+    rs_ranker_blend(rk, &src, &w, ulist, users < BATCH ? users : BATCH, out,
+                    counts); /* warm */
     for (int r = 0; r < REPS; r++) {
         uint64_t t0 = rs_mono_ns();
         for (uint32_t j = 0; j < users; j += BATCH) {
@@ -236,8 +240,10 @@ static int bench_model(size_t events, int window, uint32_t items, uint32_t users
                                (*iid)[16] = malloc((size_t)items * 16);
 
     if (!uid || !iid) return 1;
-    for (uint32_t u = 0; u < users; u++) snprintf(uid[u], 16, "u%u", u);
-    for (uint32_t i = 0; i < items; i++) snprintf(iid[i], 16, "i%u", i);
+    for (uint32_t u = 0; u < users; u++)
+        snprintf(uid[u], 16, "u%u", u);
+    for (uint32_t i = 0; i < items; i++)
+        snprintf(iid[i], 16, "i%u", i);
     for (int r = 0; r < REPS; r++) {
         struct rs_model *m = make_model(users, items, 64);
         struct rs_neighbors *nb = rs_neighbors_create(20, window, 604800);
@@ -252,7 +258,8 @@ static int bench_model(size_t events, int window, uint32_t items, uint32_t users
         }
         t_core[r] = secs_since(t0);
         t0 = rs_mono_ns();
-        for (size_t x = 0; x < events; x++) rs_model_update_play(m, e[x].user, e[x].item, 1.0f);
+        for (size_t x = 0; x < events; x++)
+            rs_model_update_play(m, e[x].user, e[x].item, 1.0f);
         t_mf[r] = secs_since(t0);
         rs_model_destroy(m);
         rs_neighbors_destroy(nb);
@@ -311,7 +318,8 @@ static int bench_recall(const char *path, int top_n, int every, char **weights)
     }
     struct rs_event_limits lim = {1, 5, RS_EVENT_MAX_BYTES_DEFAULT};
     char errstr[512];
-    struct rs_filesrc *fs = rs_filesrc_open(path, RS_FILE_AUTO, &lim, errstr, sizeof(errstr));
+    struct rs_filesrc *fs =
+        rs_filesrc_open(path, RS_FILE_AUTO, &lim, errstr, sizeof(errstr));
     struct rs_pipeline *p;
     const struct rs_rank_weights sets[] = {
         {0, 0, 1},
@@ -348,7 +356,8 @@ static int bench_recall(const char *path, int top_n, int every, char **weights)
                 rs_pipeline_recommend_with(p, ev.user, ev.user_len, &sets[s], out, &n);
                 for (size_t j = 0; j < n; j++) {
                     size_t len;
-                    const char *name = rs_idmap_name(rs_pipeline_items(p), out[j].item, &len);
+                    const char *name =
+                        rs_idmap_name(rs_pipeline_items(p), out[j].item, &len);
                     if (len == ev.item_len && memcmp(name, ev.item, len) == 0) {
                         hits[s]++;
                         break;

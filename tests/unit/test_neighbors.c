@@ -48,7 +48,8 @@ static void brute_add(struct brute *b, uint32_t u, uint32_t i, double t_s, doubl
     for (pos = 0; pos < n; pos++)
         if (b->ring[u][pos] == i) break;
     if (pos < n) {
-        for (; pos + 1 < n; pos++) b->ring[u][pos] = b->ring[u][pos + 1];
+        for (; pos + 1 < n; pos++)
+            b->ring[u][pos] = b->ring[u][pos + 1];
         b->ring[u][n - 1] = i;
         return;
     }
@@ -58,7 +59,8 @@ static void brute_add(struct brute *b, uint32_t u, uint32_t i, double t_s, doubl
         b->C[b->ring[u][r]][i] += d;
     }
     if (n == BF_WINDOW) {
-        for (int r = 0; r + 1 < n; r++) b->ring[u][r] = b->ring[u][r + 1];
+        for (int r = 0; r + 1 < n; r++)
+            b->ring[u][r] = b->ring[u][r + 1];
         n--;
     }
     b->ring[u][n] = i;
@@ -91,7 +93,8 @@ static void test_similarity_matches_brute_force_on_small_streams(void **state)
         for (int e = 0; e < 400; e++) {
             uint32_t u = (uint32_t)(trng(&s) % BF_USERS);
             /* Skewed items so that some pairs repeat. */
-            uint32_t i = (uint32_t)((trng(&s) % BF_ITEMS) * (trng(&s) % BF_ITEMS) / BF_ITEMS);
+            uint32_t i =
+                (uint32_t)((trng(&s) % BF_ITEMS) * (trng(&s) % BF_ITEMS) / BF_ITEMS);
             t += (double)(trng(&s) % 500) / 1000.0; /* up to ~100 half-lives when h = 1 */
             assert_int_equal(rs_neighbors_add(nb, u, i, (int64_t)(t * 1000.0)), RS_OK);
             brute_add(b, u, i, floor(t * 1000.0) / 1000.0, h);
@@ -133,21 +136,24 @@ static void test_similarity_matches_brute_force_on_small_streams(void **state)
             size_t n;
             const uint32_t *recent = rs_neighbors_recent(nb, u, &n);
             assert_int_equal(n, (size_t)b->ring_n[u]);
-            for (size_t r = 0; r < n; r++) assert_int_equal(recent[r], b->ring[u][r]);
+            for (size_t r = 0; r < n; r++)
+                assert_int_equal(recent[r], b->ring[u][r]);
         }
         free(b);
         rs_neighbors_destroy(nb);
     }
 }
 
-static void test_ring_keeps_last_window_distinct_items_and_replays_add_nothing(void **state)
+static void
+test_ring_keeps_last_window_distinct_items_and_replays_add_nothing(void **state)
 {
     (void)state;
     struct rs_neighbors *nb = rs_neighbors_create(4, 3, 60.0);
     size_t n;
     const uint32_t *recent;
 
-    for (uint32_t i = 1; i <= 5; i++) assert_int_equal(rs_neighbors_add(nb, 0, i, 1000), RS_OK);
+    for (uint32_t i = 1; i <= 5; i++)
+        assert_int_equal(rs_neighbors_add(nb, 0, i, 1000), RS_OK);
     recent = rs_neighbors_recent(nb, 0, &n);
     assert_int_equal(n, 3);
     assert_int_equal(recent[0], 3);
@@ -216,7 +222,8 @@ static void test_memory_per_item_is_fixed_under_an_adversarial_stream(void **sta
     assert_int_equal(out[0].item, 1);
     assert_true(out[0].score > 0.1f);
     /* One-off partners are scored by their lower bound: far below the heavy one. */
-    for (size_t r = 1; r < n; r++) assert_true(out[r].score < out[0].score / 100);
+    for (size_t r = 1; r < n; r++)
+        assert_true(out[r].score < out[0].score / 100);
     rs_neighbors_destroy(nb);
 }
 
@@ -309,7 +316,8 @@ static void test_save_then_load_gives_the_same_state(void **state)
             assert_true(rs_neighbors_sim(a, i, j) == rs_neighbors_sim(b, i, j));
     for (uint32_t u = 0; u < 30; u++) {
         size_t na, nb_;
-        const uint32_t *ra = rs_neighbors_recent(a, u, &na), *rb = rs_neighbors_recent(b, u, &nb_);
+        const uint32_t *ra = rs_neighbors_recent(a, u, &na),
+                       *rb = rs_neighbors_recent(b, u, &nb_);
         assert_int_equal(na, nb_);
         if (na) assert_memory_equal(ra, rb, na * sizeof(*ra));
     }
@@ -339,9 +347,9 @@ static void test_top_lists_are_the_best_of_all_held_partners(void **state)
     struct rs_neighbors *nb = rs_neighbors_create(5, 6, 3600.0);
     struct rs_rec all[64], out[8], scratch[RS_NEIGHBORS_SLOTS(5)];
     for (int e = 0; e < 20000; e++)
-        assert_int_equal(rs_neighbors_add(nb, (uint32_t)(trng(&s) % 50),
-                                          (uint32_t)(trng(&s) % 40), 0),
-                         RS_OK);
+        assert_int_equal(
+            rs_neighbors_add(nb, (uint32_t)(trng(&s) % 50), (uint32_t)(trng(&s) % 40), 0),
+            RS_OK);
     for (uint32_t i = 0; i < 40; i++) {
         size_t n = 0;
         for (uint32_t j = 0; j < 40; j++) {
@@ -361,7 +369,8 @@ static void test_top_lists_are_the_best_of_all_held_partners(void **state)
             /* The unsorted variant holds the same set. */
             got = rs_neighbors_top(nb, i, m, out, scratch);
             qsort(out, got, sizeof(*out), rec_order);
-            for (size_t r = 0; r < got; r++) assert_int_equal(out[r].item, all[r].item);
+            for (size_t r = 0; r < got; r++)
+                assert_int_equal(out[r].item, all[r].item);
         }
     }
     rs_neighbors_destroy(nb);
@@ -380,7 +389,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_similarity_matches_brute_force_on_small_streams),
-        cmocka_unit_test(test_ring_keeps_last_window_distinct_items_and_replays_add_nothing),
+        cmocka_unit_test(
+            test_ring_keeps_last_window_distinct_items_and_replays_add_nothing),
         cmocka_unit_test(test_memory_per_item_is_fixed_under_an_adversarial_stream),
         cmocka_unit_test(test_changed_items_are_queued_once_until_taken),
         cmocka_unit_test(test_save_then_load_gives_the_same_state),

@@ -25,7 +25,8 @@ static struct rs_config *conf_with(const char *set1, const char *set2)
     char errstr[256];
     struct rs_config *conf = rs_config_create();
     assert_non_null(conf);
-    assert_int_equal(rs_config_set(conf, "model.factors=8", errstr, sizeof(errstr)), RS_OK);
+    assert_int_equal(rs_config_set(conf, "model.factors=8", errstr, sizeof(errstr)),
+                     RS_OK);
     if (set1) assert_int_equal(rs_config_set(conf, set1, errstr, sizeof(errstr)), RS_OK);
     if (set2) assert_int_equal(rs_config_set(conf, set2, errstr, sizeof(errstr)), RS_OK);
     return conf;
@@ -45,13 +46,17 @@ static void test_good_events_are_applied_and_bad_ones_counted_by_reason(void **s
     (void)state;
 
     assert_non_null(p);
-    assert_int_equal(feed(p, "{\"user\":\"a\",\"item\":\"x\",\"type\":\"rate\",\"value\":4}"),
+    assert_int_equal(
+        feed(p, "{\"user\":\"a\",\"item\":\"x\",\"type\":\"rate\",\"value\":4}"),
+        RS_REASON_OK);
+    assert_int_equal(feed(p, "{\"user\":7,\"item\":\"y\",\"type\":\"play\"}"),
                      RS_REASON_OK);
-    assert_int_equal(feed(p, "{\"user\":7,\"item\":\"y\",\"type\":\"play\"}"), RS_REASON_OK);
-    assert_int_equal(feed(p, "{\"user\":\"a\",\"item\":\"y\",\"type\":\"rate\",\"value\":9}"),
-                     RS_REASON_OFF_SCALE);
+    assert_int_equal(
+        feed(p, "{\"user\":\"a\",\"item\":\"y\",\"type\":\"rate\",\"value\":9}"),
+        RS_REASON_OFF_SCALE);
     assert_int_equal(feed(p, "{\"user\":\"a\""), RS_REASON_MALFORMED);
-    assert_int_equal(feed(p, "{\"item\":\"y\",\"type\":\"play\"}"), RS_REASON_MISSING_USER);
+    assert_int_equal(feed(p, "{\"item\":\"y\",\"type\":\"play\"}"),
+                     RS_REASON_MISSING_USER);
 
     st = rs_pipeline_stats(p);
     assert_int_equal(st->events_applied, 2);
@@ -118,13 +123,14 @@ static void test_lists_blend_trending_neighbours_and_reasons(void **state)
 
     /* Item "hit" is played by everyone; users 0..29 play a then b (pairs). */
     for (int u = 0; u < 30; u++) {
-        snprintf(json, sizeof(json), "{\"user\":%d,\"item\":\"hit\",\"type\":\"play\"}", u);
+        snprintf(json, sizeof(json), "{\"user\":%d,\"item\":\"hit\",\"type\":\"play\"}",
+                 u);
         feed(p, json);
-        snprintf(json, sizeof(json), "{\"user\":%d,\"item\":\"a%d\",\"type\":\"play\"}", u,
-                 u % 3);
+        snprintf(json, sizeof(json), "{\"user\":%d,\"item\":\"a%d\",\"type\":\"play\"}",
+                 u, u % 3);
         feed(p, json);
-        snprintf(json, sizeof(json), "{\"user\":%d,\"item\":\"b%d\",\"type\":\"play\"}", u,
-                 u % 3);
+        snprintf(json, sizeof(json), "{\"user\":%d,\"item\":\"b%d\",\"type\":\"play\"}",
+                 u, u % 3);
         feed(p, json);
     }
     assert_true(rs_pipeline_publish_due(p) || rs_pipeline_pending(p) > 0);
@@ -135,7 +141,8 @@ static void test_lists_blend_trending_neighbours_and_reasons(void **state)
     const char *name = rs_idmap_name(rs_pipeline_items(p), out[0].item, &len);
     assert_int_equal(len, 3);
     assert_memory_equal(name, "hit", 3);
-    for (size_t j = 0; j < n; j++) assert_int_equal(out[j].why, RS_NONE);
+    for (size_t j = 0; j < n; j++)
+        assert_int_equal(out[j].why, RS_NONE);
     /* A new user who played a1 gets b1 because of a1, and never a1 itself. */
     feed(p, "{\"user\":\"new\",\"item\":\"a1\",\"type\":\"play\"}");
     assert_int_equal(rs_pipeline_recommend(p, "new", 3, out, &n), RS_OK);
@@ -153,7 +160,8 @@ static void test_lists_blend_trending_neighbours_and_reasons(void **state)
     assert_int_equal(rs_pipeline_similar(p, "a1", 2, 5, out, &n), RS_OK);
     assert_true(n >= 1);
     int has_b1 = 0;
-    for (size_t j = 0; j < n; j++) has_b1 |= out[j].item == b1;
+    for (size_t j = 0; j < n; j++)
+        has_b1 |= out[j].item == b1;
     assert_true(has_b1);
     assert_int_equal(rs_pipeline_similar(p, "zzz", 3, 5, out, &n), RS_ENOENT);
     /* Without a sink, publishing drains everything pending. */

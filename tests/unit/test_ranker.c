@@ -380,7 +380,6 @@ static void test_rejects_bad_ranker_params(void **unused)
     rs_ranker_destroy(NULL);
 }
 
-
 /* ---- the blend ---- */
 
 /* A model, history, neighbours and popularity fed the same random stream. */
