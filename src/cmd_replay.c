@@ -149,9 +149,11 @@ int rs_cmd_replay(int argc, char **argv)
                            records);
     }
     rs_progress_end(&pg);
-    if (rs_pipeline_dirty(p) > 0 && rs_pipeline_publish(p) != RS_OK) {
-        rs_error("final publish failed: %s", redis ? rs_redis_errstr(redis) : "");
-        goto out;
+    while (rs_pipeline_pending(p) > 0) {
+        if (rs_pipeline_publish(p) != RS_OK) {
+            rs_error("final publish failed: %s", redis ? rs_redis_errstr(redis) : "");
+            goto out;
+        }
     }
     {
         const struct rs_pipeline_stats *st = rs_pipeline_stats(p);

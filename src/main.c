@@ -17,6 +17,7 @@ static const struct {
     {"replay", rs_cmd_replay, "the same pipeline fed from a file (backfill)"},
     {"produce", rs_cmd_produce, "write a file's events into the Kafka topic"},
     {"gen", rs_cmd_gen, "write a synthetic event stream with planted structure"},
+    {"recommend", rs_cmd_recommend, "a user's list with reasons, or an item's similar items"},
 };
 
 static void usage(FILE *out)

@@ -6,6 +6,13 @@
  * one sgemm per batch and written in one pipelined round trip. A user with a
  * burst of events is therefore ranked once per interval.
  *
+ * Each event also feeds the item neighbours (the user's recent-item ring and
+ * the co-occurrence sketch) and the decayed popularity, one unit per event
+ * whatever its value. A publish writes the dirty users' blended lists
+ * (ranker.h), then the similar-items lists of at most SIM_PER_PUBLISH items
+ * whose neighbours changed (the rest wait for the next publish), then the
+ * trending list `pop` when any event arrived since the last one.
+ *
  * Everything here runs on the one thread that owns the model.
  */
 #include "recstream/pipeline.h"
@@ -19,9 +26,13 @@
 #include "recstream/history.h"
 #include "recstream/listfmt.h"
 #include "recstream/log.h"
+#include "recstream/neighbors.h"
+#include "recstream/popularity.h"
 #include "recstream/ranker.h"
 
 #define PUBLISH_BATCH 256
+/* Similar-items lists written per publish at most. */
+#define SIM_PER_PUBLISH 1024
 
 struct rs_pipeline {
     const struct rs_config *conf;
@@ -32,6 +43,10 @@ struct rs_pipeline {
     struct rs_history *history;
     struct rs_dirty *dirty;
     struct rs_ranker *ranker;
+    struct rs_neighbors *neighbors;
+    struct rs_popularity *popularity;
+    struct rs_rank_weights weights;
+    int pop_changed; /* an event arrived since rs:pop was last written */
     struct rs_event_limits limits;
     struct rs_pipeline_stats stats;
     uint64_t last_publish_ns;
@@ -39,6 +54,8 @@ struct rs_pipeline {
     uint32_t batch[PUBLISH_BATCH];
     struct rs_rec *recs;
     size_t counts[PUBLISH_BATCH];
+    uint32_t sim_items[SIM_PER_PUBLISH];
+    struct rs_rec *sim_recs; /* max(k, top_n) */
     struct rs_buf key;
     struct rs_buf blob;
     struct rs_event ev;
@@ -79,8 +96,17 @@ struct rs_pipeline *rs_pipeline_create(const struct rs_config *conf,
     p->dirty = rs_dirty_create();
     p->ranker = rs_ranker_create(conf->top_n, PUBLISH_BATCH);
     p->recs = calloc((size_t)PUBLISH_BATCH * (size_t)conf->top_n, sizeof(*p->recs));
+    p->neighbors = rs_neighbors_create(conf->neighbors_k, conf->neighbors_window,
+                                       conf->neighbors_half_life_s);
+    p->popularity = rs_popularity_create(conf->neighbors_half_life_s);
+    p->sim_recs = calloc(
+        (size_t)(conf->neighbors_k > conf->top_n ? conf->neighbors_k : conf->top_n),
+        sizeof(*p->sim_recs));
+    p->weights.mf = (float)conf->mf_weight;
+    p->weights.neighbor = (float)conf->neighbor_weight;
+    p->weights.popularity = (float)conf->popularity_weight;
     if (!p->users || !p->items || !p->model || !p->history || !p->dirty || !p->ranker ||
-        !p->recs)
+        !p->recs || !p->neighbors || !p->popularity || !p->sim_recs)
         goto nomem;
     rs_buf_init(&p->key);
     rs_buf_init(&p->blob);
@@ -102,7 +128,10 @@ void rs_pipeline_destroy(struct rs_pipeline *p)
     rs_history_destroy(p->history);
     rs_dirty_destroy(p->dirty);
     rs_ranker_destroy(p->ranker);
+    rs_neighbors_destroy(p->neighbors);
+    rs_popularity_destroy(p->popularity);
     free(p->recs);
+    free(p->sim_recs);
     rs_buf_free(&p->key);
     rs_buf_free(&p->blob);
     free(p);
@@ -134,6 +163,7 @@ rs_err_t rs_pipeline_apply(struct rs_pipeline *p, const struct rs_event *ev)
     if (ev->type == RS_EVENT_FORGET) {
         /* The list goes at the next publish: a user without history has none. */
         rs_history_clear(p->history, u);
+        rs_neighbors_forget(p->neighbors, u);
         p->stats.events_applied++;
         return rs_dirty_mark(p->dirty, u);
     }
@@ -150,6 +180,10 @@ rs_err_t rs_pipeline_apply(struct rs_pipeline *p, const struct rs_event *ev)
     else
         rs_model_update_play(p->model, u, i, ev->value);
     if (rs_history_add(p->history, u, i) < 0) return RS_ENOMEM;
+    if ((err = rs_neighbors_add(p->neighbors, u, i, ev->ts_ms)) ||
+        (err = rs_popularity_add(p->popularity, i, 1.0f, ev->ts_ms)))
+        return err;
+    p->pop_changed = 1;
     p->stats.events_applied++;
     return rs_dirty_mark(p->dirty, u);
 }
@@ -177,7 +211,8 @@ enum rs_event_reason rs_pipeline_handle(struct rs_pipeline *p, const void *buf,
 int rs_pipeline_publish_due(const struct rs_pipeline *p)
 {
     uint64_t interval_ns = (uint64_t)p->conf->publish_interval_ms * 1000000ull;
-    return rs_dirty_count(p->dirty) > 0 &&
+    return (rs_dirty_count(p->dirty) > 0 || rs_neighbors_changed(p->neighbors) > 0 ||
+            p->pop_changed) &&
            rs_mono_ns() - p->last_publish_ns >= interval_ns;
 }
 
@@ -194,12 +229,29 @@ static rs_err_t build_key(struct rs_pipeline *p, const char *kind, const char *n
     return RS_OK;
 }
 
-/* Queues one user's list (or its deletion). */
-static rs_err_t queue_user(struct rs_pipeline *p, uint32_t user, const struct rs_rec *recs,
-                           size_t n)
+/* Queues the list recs[0..n) under the key in p->key. */
+static rs_err_t queue_list(struct rs_pipeline *p, const struct rs_rec *recs, size_t n)
 {
     const char *names[1024];
     size_t lens[1024];
+    rs_err_t err = RS_OK;
+
+    rs_buf_reset(&p->blob);
+    if (p->conf->redis_format == RS_FORMAT_MSGPACK)
+        err = rs_listfmt_msgpack(&p->blob, recs, n, p->items);
+    else if (p->conf->redis_format == RS_FORMAT_JSON)
+        err = rs_listfmt_json(&p->blob, recs, n, p->items);
+    if (err) return err;
+    for (size_t j = 0; j < n && j < 1024; j++)
+        names[j] = rs_idmap_name(p->items, recs[j].item, &lens[j]);
+    return rs_redis_append_list(p->redis, p->key.data, p->key.len, p->blob.data,
+                                p->blob.len, recs, n, names, lens);
+}
+
+/* Queues one user's list (or its deletion). */
+static rs_err_t queue_user(struct rs_pipeline *p, uint32_t user,
+                           const struct rs_rec *recs, size_t n)
+{
     size_t history_len = 0;
     size_t name_len;
     const char *name = rs_idmap_name(p->users, user, &name_len);
@@ -211,17 +263,58 @@ static rs_err_t queue_user(struct rs_pipeline *p, uint32_t user, const struct rs
         p->stats.lists_deleted++;
         return rs_redis_append_del(p->redis, p->key.data, p->key.len);
     }
-    rs_buf_reset(&p->blob);
-    if (p->conf->redis_format == RS_FORMAT_MSGPACK)
-        err = rs_listfmt_msgpack(&p->blob, recs, n, p->items);
-    else if (p->conf->redis_format == RS_FORMAT_JSON)
-        err = rs_listfmt_json(&p->blob, recs, n, p->items);
-    if (err) return err;
-    for (size_t j = 0; j < n && j < 1024; j++)
-        names[j] = rs_idmap_name(p->items, recs[j].item, &lens[j]);
     p->stats.lists_published++;
-    return rs_redis_append_list(p->redis, p->key.data, p->key.len, p->blob.data,
-                                p->blob.len, recs, n, names, lens);
+    return queue_list(p, recs, n);
+}
+
+/* Queues the similar-items list of item (or its deletion when it has none). */
+static rs_err_t queue_sim(struct rs_pipeline *p, uint32_t item)
+{
+    size_t name_len;
+    const char *name = rs_idmap_name(p->items, item, &name_len);
+    size_t n = rs_neighbors_similar(p->neighbors, item, (size_t)p->conf->neighbors_k,
+                                    p->sim_recs);
+    rs_err_t err;
+
+    if (!name) return RS_OK;
+    if ((err = build_key(p, "sim:", name, name_len))) return err;
+    if (n == 0) return rs_redis_append_del(p->redis, p->key.data, p->key.len);
+    p->stats.sim_lists_published++;
+    return queue_list(p, p->sim_recs, n);
+}
+
+/* Queues the trending list. */
+static rs_err_t queue_pop(struct rs_pipeline *p)
+{
+    size_t n = rs_popularity_top(p->popularity, rs_popularity_clock(p->popularity),
+                                 (size_t)p->conf->top_n, p->sim_recs);
+    rs_err_t err;
+    if ((err = build_key(p, "pop", "", 0))) return err;
+    if (n == 0) return rs_redis_append_del(p->redis, p->key.data, p->key.len);
+    return queue_list(p, p->sim_recs, n);
+}
+
+/* Publishes up to SIM_PER_PUBLISH similar-items lists and the trending list. */
+static rs_err_t publish_items(struct rs_pipeline *p)
+{
+    size_t n = rs_neighbors_take_changed(p->neighbors, p->sim_items, SIM_PER_PUBLISH);
+    rs_err_t err = RS_OK;
+
+    for (size_t j = 0; j < n && !err; j++)
+        err = queue_sim(p, p->sim_items[j]);
+    if (!err && p->pop_changed) err = queue_pop(p);
+    if (!err) err = rs_redis_flush(p->redis);
+    if (err) {
+        rs_redis_flush(p->redis);
+        for (size_t j = 0; j < n; j++)
+            rs_neighbors_mark_changed(p->neighbors, p->sim_items[j]);
+        p->stats.publish_errors++;
+        rs_warn("publishing %zu similar-items lists failed: %s", n,
+                err == RS_EREDIS ? rs_redis_errstr(p->redis) : rs_err_str(err));
+        return err;
+    }
+    p->pop_changed = 0;
+    return RS_OK;
 }
 
 static rs_err_t queue_meta(struct rs_pipeline *p)
@@ -240,6 +333,41 @@ static rs_err_t queue_meta(struct rs_pipeline *p)
     return rs_redis_append_hset(p->redis, p->key.data, 5, fields, values);
 }
 
+/* The blended lists of users[0..n) (ranker.h). */
+static rs_err_t rank(struct rs_pipeline *p, const uint32_t *users, size_t n,
+                     struct rs_rec *out, size_t *counts)
+{
+    struct rs_rank_sources src = {p->model, p->history, p->neighbors, p->popularity};
+    return rs_ranker_blend(p->ranker, &src, &p->weights, users, n, out, counts);
+}
+
+rs_err_t rs_pipeline_recommend_with(struct rs_pipeline *p, const char *user, size_t len,
+                                    const struct rs_rank_weights *w, struct rs_rec *out,
+                                    size_t *n)
+{
+    struct rs_rank_sources src = {p->model, p->history, p->neighbors, p->popularity};
+    uint32_t u = RS_NONE; /* unknown: ranked as a cold-start user */
+    rs_idmap_find(p->users, user, len, &u);
+    return rs_ranker_blend(p->ranker, &src, w, &u, 1, out, n);
+}
+
+rs_err_t rs_pipeline_recommend(struct rs_pipeline *p, const char *user, size_t len,
+                               struct rs_rec *out, size_t *n)
+{
+    return rs_pipeline_recommend_with(p, user, len, &p->weights, out, n);
+}
+
+rs_err_t rs_pipeline_similar(const struct rs_pipeline *p, const char *item, size_t len,
+                             size_t max, struct rs_rec *out, size_t *n)
+{
+    uint32_t i;
+    rs_err_t err = rs_idmap_find(p->items, item, len, &i);
+    *n = 0;
+    if (err) return err;
+    *n = rs_neighbors_similar(p->neighbors, i, max, out);
+    return RS_OK;
+}
+
 rs_err_t rs_pipeline_publish(struct rs_pipeline *p)
 {
     int top_n = p->conf->top_n;
@@ -250,6 +378,10 @@ rs_err_t rs_pipeline_publish(struct rs_pipeline *p)
         /* Nothing to publish to: drain the set so it stays bounded. */
         while (rs_dirty_take(p->dirty, p->batch, PUBLISH_BATCH) > 0) {
         }
+        while (rs_neighbors_take_changed(p->neighbors, p->sim_items, SIM_PER_PUBLISH) >
+               0) {
+        }
+        p->pop_changed = 0;
         return RS_OK;
     }
     if (rs_redis_connect(p->redis) != RS_OK) {
@@ -258,9 +390,7 @@ rs_err_t rs_pipeline_publish(struct rs_pipeline *p)
     }
     while (rs_dirty_count(p->dirty) > 0) {
         size_t n = rs_dirty_take(p->dirty, p->batch, PUBLISH_BATCH);
-        if ((err = rs_ranker_rank(p->ranker, p->model, p->history, p->batch, n, p->recs,
-                                  p->counts)))
-            goto requeue;
+        if ((err = rank(p, p->batch, n, p->recs, p->counts))) goto requeue;
         for (size_t j = 0; j < n; j++)
             if ((err = queue_user(p, p->batch[j], p->recs + j * (size_t)top_n,
                                   p->counts[j])))
@@ -271,15 +401,23 @@ rs_err_t rs_pipeline_publish(struct rs_pipeline *p)
     requeue:
         /* Nothing in this batch is known to be written: keep them all dirty. */
         rs_redis_flush(p->redis);
-        for (size_t j = 0; j < n; j++) rs_dirty_mark(p->dirty, p->batch[j]);
+        for (size_t j = 0; j < n; j++)
+            rs_dirty_mark(p->dirty, p->batch[j]);
         p->stats.publish_errors++;
         rs_warn("publishing %zu lists failed: %s", n,
                 err == RS_EREDIS ? rs_redis_errstr(p->redis) : rs_err_str(err));
         return err;
     }
+    if ((err = publish_items(p))) return err;
     if (queue_meta(p) == RS_OK && rs_redis_flush(p->redis) != RS_OK)
         p->stats.publish_errors++;
     return RS_OK;
+}
+
+size_t rs_pipeline_pending(const struct rs_pipeline *p)
+{
+    return rs_dirty_count(p->dirty) + rs_neighbors_changed(p->neighbors) +
+           (p->pop_changed ? 1 : 0);
 }
 
 size_t rs_pipeline_dirty(const struct rs_pipeline *p)

@@ -1,15 +1,26 @@
 /*
  * ranker.c - turns the model into top-N lists. Users are ranked in batches:
  * their factor rows are gathered into one small matrix U and a single
- * cblas_sgemm per block of item columns gives S = U * Q^T; each row then gets
- * mu + b_u + b_i added (so a rate model's score is its predicted rating,
- * unclamped), the user's history is skipped by walking its sorted item list
- * alongside the columns, and a bounded heap keeps the N best without sorting
- * the catalogue. The ranker owns its scratch buffers (U, S, the heaps), grown
- * on demand and reused, so ranking allocates nothing once warmed up.
+ * cblas_sgemm per block of item columns gives S = U * Q^T. Each user's row
+ * of S is then turned into its final scores in one pass over the block:
+ *     score = a_u * (s + b_i) + off_u + extra[c] (+ pop[i])
+ * where a_u, off_u put the model score on the blend's scale (ranker.h;
+ * 1 and mu + b_u for model-only lists), pop is the weighted popularity
+ * computed once per call, and extra is a per-block scratch row in which the
+ * user's sparse neighbour candidates are scattered (with their reasons
+ * beside them) and the items to exclude are set to -inf, then cleared again.
+ * So the pass has no per-item branches but the heap test, and a bounded heap
+ * keeps the N best without sorting the catalogue.
+ * The model's scale for a user (mean and max of its scores) comes from one
+ * extra small sgemm over a fixed sample of item rows.
+ * Neighbour candidates are gathered per user from the top-k lists of the
+ * user's recent items into dense accumulators over the items, touched-list
+ * cleared, so gathering costs O(window * k) whatever the catalogue size.
+ * The ranker owns all its scratch buffers, grown on demand and reused, so
+ * ranking allocates nothing once warmed up.
  * Order: higher score first; on equal scores the lower item index wins. NaN
- * scores (a diverged model) are never recommended. The naive reference
- * below applies the same formula and the same order.
+ * scores are never recommended. The naive references below apply the same
+ * formulas in the same order of operations.
  */
 #include "recstream/ranker.h"
 
@@ -17,9 +28,32 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <xmmintrin.h>
+#endif
+
+#include "recstream/neighbors.h"
+#include "recstream/popularity.h"
 
 /* Item columns per sgemm: bounds S at batch x ITEM_BLOCK floats. */
 #define ITEM_BLOCK 4096u
+/* Items sampled to put a user's model scores on the blend's scale. */
+#define MF_SAMPLE 512u
+
+enum mode { MODE_RAW, MODE_BLEND };
+
+/* One user of the batch being ranked. */
+struct slot {
+    size_t j; /* index into users[] */
+    uint32_t user;
+    int active;   /* some signal has something for this user */
+    float a, off; /* model term: a * (s + b_i) + off */
+    size_t hist_pos;
+    struct rs_rec *cand; /* neighbour candidates: item, weighted nb score, why */
+    size_t cand_n;
+    int cand_sorted; /* in item order (then cand_pos is a cursor) */
+    size_t cand_pos; /* first candidate not in an earlier block */
+};
 
 struct rs_ranker {
     int top_n;
@@ -28,10 +62,28 @@ struct rs_ranker {
     size_t U_cap;
     float *S; /* batch x min(items, ITEM_BLOCK) */
     size_t S_cap;
+    float *Qs; /* MF_SAMPLE x k: sampled item rows */
+    size_t Qs_cap;
+    float *Ss; /* batch x MF_SAMPLE */
+    size_t Ss_cap;
+    float Bs[MF_SAMPLE];  /* the sampled items' biases */
     struct rs_rec *heaps; /* batch heaps of top_n entries */
     size_t *heap_len;     /* batch */
-    size_t *slot_user;    /* batch: index j into users[] */
-    size_t *hist_pos;     /* batch: cursor into the user's history */
+    struct slot *slots;   /* batch */
+    float *extra;         /* ITEM_BLOCK, all 0 between users */
+    uint32_t *extra_why;  /* ITEM_BLOCK */
+    float *zeros; /* ITEM_BLOCK zeros: the model row when there is no model term */
+    float *popw;  /* items: weighted popularity */
+    size_t popw_cap;
+    struct rs_rec *cand; /* batch x RS_RANKER_MAX_CANDIDATES */
+    size_t cand_cap;
+    float *acc, *best; /* items, all 0 between users */
+    uint32_t *acc_why; /* items */
+    size_t acc_cap;
+    uint32_t *touched;
+    size_t touched_cap;
+    struct rs_rec *sim; /* k + 2k: a top-k list and its scratch */
+    size_t sim_cap;
 };
 
 /* a ranks before b. */
@@ -57,9 +109,9 @@ static void sift_down(struct rs_rec *hp, size_t len, size_t at)
 }
 
 static void heap_offer(struct rs_rec *hp, size_t *len, size_t cap, uint32_t item,
-                       float score)
+                       float score, uint32_t why)
 {
-    struct rs_rec c = {item, score, RS_NONE};
+    struct rs_rec c = {item, score, why};
     if (*len < cap) {
         size_t at = (*len)++;
         while (at > 0) {
@@ -100,9 +152,13 @@ struct rs_ranker *rs_ranker_create(int top_n, int batch)
     if ((size_t)top_n > SIZE_MAX / sizeof(struct rs_rec) / b) goto fail;
     rk->heaps = malloc(b * (size_t)top_n * sizeof(*rk->heaps));
     rk->heap_len = malloc(b * sizeof(*rk->heap_len));
-    rk->slot_user = malloc(b * sizeof(*rk->slot_user));
-    rk->hist_pos = malloc(b * sizeof(*rk->hist_pos));
-    if (!rk->heaps || !rk->heap_len || !rk->slot_user || !rk->hist_pos) goto fail;
+    rk->slots = calloc(b, sizeof(*rk->slots));
+    rk->extra = calloc(ITEM_BLOCK, sizeof(*rk->extra));
+    rk->extra_why = calloc(ITEM_BLOCK, sizeof(*rk->extra_why));
+    rk->zeros = calloc(ITEM_BLOCK, sizeof(*rk->zeros));
+    if (!rk->heaps || !rk->heap_len || !rk->slots || !rk->extra || !rk->extra_why ||
+        !rk->zeros)
+        goto fail;
     return rk;
 fail:
     rs_ranker_destroy(rk);
@@ -114,106 +170,431 @@ void rs_ranker_destroy(struct rs_ranker *rk)
     if (rk == NULL) return;
     free(rk->U);
     free(rk->S);
+    free(rk->Qs);
+    free(rk->Ss);
     free(rk->heaps);
     free(rk->heap_len);
-    free(rk->slot_user);
-    free(rk->hist_pos);
+    free(rk->slots);
+    free(rk->extra);
+    free(rk->extra_why);
+    free(rk->zeros);
+    free(rk->popw);
+    free(rk->cand);
+    free(rk->acc);
+    free(rk->best);
+    free(rk->acc_why);
+    free(rk->touched);
+    free(rk->sim);
     free(rk);
 }
 
-static rs_err_t reserve(float **buf, size_t *cap, size_t need)
+/* Grows *buf to at least need elements of elem bytes; new bytes zeroed when zero. */
+static rs_err_t reserve_bytes(void *bufp, size_t *cap, size_t need, size_t elem, int zero)
 {
+    void **buf = bufp;
     if (need <= *cap) return RS_OK;
-    if (need > SIZE_MAX / sizeof(float)) return RS_ENOMEM;
-    float *nb = realloc(*buf, need * sizeof(float));
+    if (need > SIZE_MAX / elem) return RS_ENOMEM;
+    char *nb = realloc(*buf, need * elem);
     if (nb == NULL) return RS_ENOMEM;
+    if (zero) memset(nb + *cap * elem, 0, (need - *cap) * elem);
     *buf = nb;
     *cap = need;
     return RS_OK;
 }
 
+static rs_err_t reserve(float **buf, size_t *cap, size_t need)
+{
+    return reserve_bytes(buf, cap, need, sizeof(float), 0);
+}
+
+/* ---- the signals' scales ---- */
+
+/* The item of sample position p among ns samples of n items. */
+static uint32_t sample_item(uint32_t p, uint32_t ns, uint32_t n)
+{
+    return (uint32_t)((uint64_t)p * n / ns);
+}
+
+/*
+ * From a user's model scores t_p = p_u.q_i + b_i on the sample, the affine
+ * map a * t + off = w_mf * (t - mean) / (max - mean). Returns 0 (and a = off
+ * = 0) when the scores carry no spread.
+ */
+static int mf_scale(const float *t, uint32_t ns, float w_mf, float *a, float *off)
+{
+    double sum = 0;
+    float mx = -INFINITY;
+    for (uint32_t p = 0; p < ns; p++) {
+        sum += t[p];
+        if (t[p] > mx) mx = t[p];
+    }
+    float mean = (float)(sum / ns);
+    float d = mx - mean;
+    *a = *off = 0.0f;
+    if (!(d > 1e-6f * fmaxf(1.0f, fabsf(mx))) || !isfinite(d)) return 0;
+    *a = w_mf / d;
+    *off = -*a * mean;
+    return 1;
+}
+
+static int in_ring(const uint32_t *ring, size_t n, uint32_t item)
+{
+    for (size_t r = 0; r < n; r++)
+        if (ring[r] == item) return 1;
+    return 0;
+}
+
+/* 1 if x is in the ascending a[0..n): a branch-free binary search. */
+static int in_sorted(const uint32_t *a, size_t n, uint32_t x)
+{
+    const uint32_t *base = a;
+    if (n == 0) return 0;
+    while (n > 1) {
+        size_t half = n / 2;
+        base = base[half - 1] < x ? base + half : base;
+        n -= half;
+    }
+    return *base == x;
+}
+
+/* ---- neighbour candidates ---- */
+
+/*
+ * Sums sim(h, j) over the user's recent items h (newest first) into the
+ * dense accumulators; returns the number of distinct items touched, listed
+ * in rk->touched. acc_why[j] is the h with the largest sim (newest on ties).
+ */
+static size_t gather(struct rs_ranker *rk, const struct rs_neighbors *nb,
+                     const uint32_t *ring, size_t rn, uint32_t n_items)
+{
+    size_t t = 0, k = (size_t)rs_neighbors_k(nb);
+    struct rs_rec *top = rk->sim, *scratch = rk->sim + k;
+    /* The recent items themselves are excluded: mark them for the loop below. */
+    for (size_t r = 0; r < rn; r++)
+        if (ring[r] < n_items) rk->acc[ring[r]] = -INFINITY;
+    for (size_t r = rn; r-- > 0;) {
+        size_t m = rs_neighbors_top(nb, ring[r], k, top, scratch);
+        for (size_t x = 0; x < m; x++) {
+            uint32_t j = top[x].item;
+            float v = top[x].score;
+            if (j >= n_items || rk->acc[j] < 0.0f)
+                continue; /* not in the model yet, recent */
+            if (rk->acc[j] == 0.0f) {
+                rk->touched[t++] = j;
+                rk->best[j] = v;
+                rk->acc_why[j] = ring[r];
+            } else if (v > rk->best[j]) {
+                rk->best[j] = v;
+                rk->acc_why[j] = ring[r];
+            }
+            rk->acc[j] += v;
+        }
+    }
+    for (size_t r = 0; r < rn; r++)
+        if (ring[r] < n_items) rk->acc[ring[r]] = 0.0f;
+    return t;
+}
+
+static int cmp_rec_desc(const void *x, const void *y);
+
+static int cmp_rec_item(const void *x, const void *y)
+{
+    uint32_t a = ((const struct rs_rec *)x)->item, b = ((const struct rs_rec *)y)->item;
+    return a < b ? -1 : a > b;
+}
+
+/* Fills slot s's candidates: unseen gathered items, w_nb * sum / max sum. */
+static void build_candidates(struct rs_ranker *rk, const struct rs_rank_sources *src,
+                             float w_nb, struct slot *sl, struct rs_rec *cand,
+                             uint32_t blocks)
+{
+    size_t rn = 0, t, n = 0;
+    const uint32_t *ring = rs_neighbors_recent(src->neighbors, sl->user, &rn);
+    float mx = 0.0f;
+
+    size_t nh = 0;
+    const uint32_t *hist = rs_history_items(src->history, sl->user, &nh);
+
+    t = gather(rk, src->neighbors, ring, rn, rs_model_items(src->model));
+    for (size_t x = 0; x < t; x++) {
+        uint32_t j = rk->touched[x];
+        if (in_sorted(hist, nh, j)) {
+            rk->acc[j] = -1.0f; /* excluded: not a candidate, not in the max */
+            continue;
+        }
+        if (rk->acc[j] > mx) mx = rk->acc[j];
+    }
+    for (size_t x = 0; x < t; x++) {
+        uint32_t j = rk->touched[x];
+        if (rk->acc[j] > 0 && mx > 0) {
+            cand[n].item = j;
+            cand[n].score = w_nb * (rk->acc[j] / mx);
+            cand[n].why = rk->acc_why[j];
+            n++;
+        }
+        rk->acc[j] = 0.0f;
+        rk->best[j] = 0.0f;
+    }
+    if (n > RS_RANKER_MAX_CANDIDATES) {
+        qsort(cand, n, sizeof(*cand), cmp_rec_desc);
+        n = RS_RANKER_MAX_CANDIDATES;
+    }
+    /*
+     * With many item blocks, put them in item order so each block takes its
+     * candidates from a cursor; with few, scanning them all per block is
+     * cheaper than sorting.
+     */
+    sl->cand_sorted = blocks > 8;
+    if (sl->cand_sorted) qsort(cand, n, sizeof(*cand), cmp_rec_item);
+    sl->cand = cand;
+    sl->cand_n = n;
+}
+
 /* ---- ranking ---- */
 
-/* Scores one block of columns [i0, i0+nb) for the b users gathered in rk->U. */
-static void score_block(struct rs_ranker *rk, const struct rs_model *m,
-                        const struct rs_history *h, const uint32_t *users, size_t b,
-                        uint32_t i0, uint32_t nb)
+struct call {
+    enum mode mode;
+    const struct rs_rank_sources *src;
+    const struct rs_rank_weights *w;
+    const struct rs_model *m;
+    int use_mf;        /* the sgemm runs */
+    int use_nb;        /* neighbour candidates are gathered */
+    const float *popw; /* NULL: no popularity term */
+};
+
+/* Offers the item at column c with the score v; returns the new threshold. */
+static inline float offer_one(struct rs_rec *heap, size_t *len, size_t cap, uint32_t i0,
+                              uint32_t c, float v, const float *extra,
+                              const uint32_t *extra_why)
 {
-    int k = rs_model_factors(m);
-    const float *Q = rs_model_item_matrix(m) + (size_t)i0 * (size_t)k;
-    const float *bi = rs_model_item_biases(m);
-    float mu = rs_model_global_mean(m);
-    size_t cap = (size_t)rk->top_n;
+    heap_offer(heap, len, cap, i0 + c, v, extra[c] > 0 ? extra_why[c] : RS_NONE);
+    return *len == cap ? heap[0].score : -INFINITY;
+}
 
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)nb, k, 1.0f, rk->U,
-                k, Q, k, 0.0f, rk->S, (int)nb);
-
-    for (size_t s = 0; s < b; s++) {
-        uint32_t u = users[rk->slot_user[s]];
-        const float *row = rk->S + s * nb;
-        float base = mu + rs_model_user_bias(m, u);
-        size_t nh = 0;
-        const uint32_t *hist = h ? rs_history_items(h, u, &nh) : NULL;
-        size_t hp = rk->hist_pos[s];
-        struct rs_rec *heap = rk->heaps + s * cap;
-        for (uint32_t c = 0; c < nb; c++) {
-            uint32_t i = i0 + c;
-            while (hp < nh && hist[hp] < i)
-                hp++;
-            if (hp < nh && hist[hp] == i) continue;
-            float score = row[c] + (bi[i] + base);
-            if (isnan(score)) continue;
-            heap_offer(heap, &rk->heap_len[s], cap, i, score);
+/*
+ * The scoring pass over one user's block row: each item's final score, then
+ * a compare with the heap's worst; only the few above it are offered. Four
+ * items at a time with SSE2 (the same operations in the same order as the
+ * scalar tail, so the same floats). Items come in increasing index order, so
+ * an item tying the worst kept one ranks after it: "above" is strict. -inf
+ * (excluded) and NaN never pass. with_pop is a constant at each call.
+ */
+static inline __attribute__((always_inline)) void
+scan(struct rs_rec *heap, size_t *len, size_t cap, const float *row, const float *bi,
+     const float *extra, const uint32_t *extra_why, const float *popw, int with_pop,
+     float a, float off, uint32_t i0, uint32_t nb)
+{
+    const float *b = bi + i0, *pw = with_pop ? popw + i0 : NULL;
+    float thr = *len == cap ? heap[0].score : -INFINITY;
+    uint32_t c = 0;
+#ifdef __SSE2__
+    __m128 va = _mm_set1_ps(a), voff = _mm_set1_ps(off), vthr = _mm_set1_ps(thr);
+    for (; c + 4 <= nb; c += 4) {
+        __m128 v = _mm_add_ps(_mm_loadu_ps(row + c), _mm_loadu_ps(b + c));
+        v = _mm_add_ps(_mm_add_ps(_mm_mul_ps(va, v), voff), _mm_loadu_ps(extra + c));
+        if (with_pop) v = _mm_add_ps(v, _mm_loadu_ps(pw + c));
+        int mask = _mm_movemask_ps(_mm_cmpgt_ps(v, vthr));
+        if (mask) {
+            float vs[4];
+            _mm_storeu_ps(vs, v);
+            for (uint32_t q = 0; q < 4; q++)
+                if ((mask >> q & 1) && vs[q] > thr)
+                    thr = offer_one(heap, len, cap, i0, c + q, vs[q], extra, extra_why);
+            vthr = _mm_set1_ps(thr);
         }
-        rk->hist_pos[s] = hp;
+    }
+#endif
+    for (; c < nb; c++) {
+        float v = a * (row[c] + b[c]) + off + extra[c];
+        if (with_pop) v += pw[c];
+        if (v > thr) thr = offer_one(heap, len, cap, i0, c, v, extra, extra_why);
     }
 }
 
-rs_err_t rs_ranker_rank(struct rs_ranker *rk, const struct rs_model *m,
-                        const struct rs_history *h, const uint32_t *users, size_t n,
-                        struct rs_rec *out, size_t *counts)
+/* Scores one block of columns [i0, i0+nb) for the b users of the batch. */
+static void score_block(struct rs_ranker *rk, const struct call *cl, size_t b,
+                        uint32_t i0, uint32_t nb)
 {
-    rs_err_t err = RS_OK;
+    const struct rs_model *m = cl->m;
+    int k = rs_model_factors(m);
+    const float *bi = rs_model_item_biases(m);
+    size_t cap = (size_t)rk->top_n;
+    uint32_t iend = i0 + nb;
 
-    if (rk == NULL || m == NULL ||
-        (n > 0 && (users == NULL || out == NULL || counts == NULL))) {
-        err = RS_EINVAL;
-        goto out;
+    if (cl->use_mf)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)nb, k, 1.0f,
+                    rk->U, k, rs_model_item_matrix(m) + (size_t)i0 * (size_t)k, k, 0.0f,
+                    rk->S, (int)nb);
+
+    for (size_t s = 0; s < b; s++) {
+        struct slot *sl = &rk->slots[s];
+        const float *row = cl->use_mf ? rk->S + s * nb : rk->zeros;
+        size_t nh = 0, rn = 0, hp0 = sl->hist_pos, hp, cp0 = sl->cand_pos, cp;
+        const uint32_t *hist, *ring = NULL;
+
+        if (!sl->active) continue;
+        hist = rs_history_items(cl->src->history, sl->user, &nh);
+        if (cl->use_nb) ring = rs_neighbors_recent(cl->src->neighbors, sl->user, &rn);
+
+        /* Scatter: candidates, then the exclusions over them. */
+        for (cp = cp0; cp < sl->cand_n && (!sl->cand_sorted || sl->cand[cp].item < iend);
+             cp++) {
+            uint32_t j = sl->cand[cp].item;
+            if (j < i0 || j >= iend) continue;
+            rk->extra[j - i0] = sl->cand[cp].score;
+            rk->extra_why[j - i0] = sl->cand[cp].why;
+        }
+        for (hp = hp0; hp < nh && hist[hp] < iend; hp++)
+            if (hist[hp] >= i0) rk->extra[hist[hp] - i0] = -INFINITY;
+        for (size_t r = 0; r < rn; r++)
+            if (ring[r] >= i0 && ring[r] < iend) rk->extra[ring[r] - i0] = -INFINITY;
+
+        struct rs_rec *heap = rk->heaps + s * cap;
+        if (cl->popw)
+            scan(heap, &rk->heap_len[s], cap, row, bi, rk->extra, rk->extra_why, cl->popw,
+                 1, sl->a, sl->off, i0, nb);
+        else
+            scan(heap, &rk->heap_len[s], cap, row, bi, rk->extra, rk->extra_why, NULL, 0,
+                 sl->a, sl->off, i0, nb);
+
+        /* Clear what was scattered. */
+        for (cp = cp0; cp < sl->cand_n && (!sl->cand_sorted || sl->cand[cp].item < iend);
+             cp++) {
+            uint32_t j = sl->cand[cp].item;
+            if (j >= i0 && j < iend) rk->extra[j - i0] = 0.0f;
+        }
+        if (sl->cand_sorted) sl->cand_pos = cp;
+        for (hp = hp0; hp < nh && hist[hp] < iend; hp++)
+            if (hist[hp] >= i0) rk->extra[hist[hp] - i0] = 0.0f;
+        for (size_t r = 0; r < rn; r++)
+            if (ring[r] >= i0 && ring[r] < iend) rk->extra[ring[r] - i0] = 0.0f;
+        sl->hist_pos = hp;
     }
-    for (size_t j = 0; j < n; j++)
-        counts[j] = 0;
+}
 
+/* Puts the model scores of the batch on the blend's scale (sets a, off per slot). */
+static void blend_scales(struct rs_ranker *rk, const struct call *cl, size_t b,
+                         uint32_t ns)
+{
+    const struct rs_model *m = cl->m;
     int k = rs_model_factors(m);
     uint32_t n_users = rs_model_users(m);
-    uint32_t n_items = rs_model_items(m);
-    if (n_items == 0 || n_users == 0) goto out;
 
-    size_t batch = (size_t)rk->batch;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)ns, k, 1.0f, rk->U,
+                k, rk->Qs, k, 0.0f, rk->Ss, (int)ns);
+    for (size_t s = 0; s < b; s++) {
+        struct slot *sl = &rk->slots[s];
+        float *t = rk->Ss + s * ns;
+        sl->a = sl->off = 0.0f;
+        if (sl->user >= n_users) continue;
+        for (uint32_t p = 0; p < ns; p++)
+            t[p] += rk->Bs[p];
+        mf_scale(t, ns, cl->w->mf, &sl->a, &sl->off);
+    }
+}
+
+static rs_err_t run(struct rs_ranker *rk, struct call *cl, const uint32_t *users,
+                    size_t n, struct rs_rec *out, size_t *counts)
+{
+    const struct rs_model *m = cl->m;
+    int k = rs_model_factors(m);
+    uint32_t n_users = rs_model_users(m), n_items = rs_model_items(m);
+    size_t batch = (size_t)rk->batch, top = (size_t)rk->top_n;
     size_t block = n_items < ITEM_BLOCK ? n_items : ITEM_BLOCK;
-    if ((err = reserve(&rk->U, &rk->U_cap, batch * (size_t)k)) != RS_OK) goto out;
-    if ((err = reserve(&rk->S, &rk->S_cap, batch * block)) != RS_OK) goto out;
+    uint32_t ns = n_items < MF_SAMPLE ? n_items : MF_SAMPLE;
+    int pop_any = 0;
+    rs_err_t err = RS_OK;
 
-    size_t top = (size_t)rk->top_n;
+    if (n_items == 0) goto out;
+    if (cl->mode == MODE_RAW && n_users == 0) goto out;
+    if (cl->use_mf && ((err = reserve(&rk->U, &rk->U_cap, batch * (size_t)k)) ||
+                       (err = reserve(&rk->S, &rk->S_cap, batch * block))))
+        goto out;
+    if (cl->mode == MODE_BLEND && cl->use_mf) {
+        const float *Q = rs_model_item_matrix(m);
+        if ((err = reserve(&rk->Qs, &rk->Qs_cap, (size_t)ns * (size_t)k)) ||
+            (err = reserve(&rk->Ss, &rk->Ss_cap, batch * ns)))
+            goto out;
+        for (uint32_t p = 0; p < ns; p++) {
+            uint32_t i = sample_item(p, ns, n_items);
+            memcpy(rk->Qs + (size_t)p * (size_t)k, Q + (size_t)i * (size_t)k,
+                   (size_t)k * sizeof(float));
+            rk->Bs[p] = rs_model_item_biases(m)[i];
+        }
+    }
+    if (cl->popw) {
+        if ((err = reserve(&rk->popw, &rk->popw_cap, n_items))) goto out;
+        rs_popularity_normalized(cl->src->popularity, 0, rk->popw, n_items);
+        for (uint32_t i = 0; i < n_items; i++) {
+            pop_any |= rk->popw[i] > 0;
+            rk->popw[i] *= cl->w->popularity;
+        }
+        cl->popw = pop_any ? rk->popw : NULL;
+    }
+    if (cl->use_nb) {
+        size_t kk = (size_t)rs_neighbors_k(cl->src->neighbors);
+        size_t win = (size_t)rs_neighbors_window(cl->src->neighbors);
+        size_t cells = batch * RS_RANKER_MAX_CANDIDATES;
+        if ((err =
+                 reserve_bytes(&rk->cand, &rk->cand_cap, cells, sizeof(*rk->cand), 0)) ||
+            (err = reserve_bytes(&rk->sim, &rk->sim_cap, kk + RS_NEIGHBORS_SLOTS(kk),
+                                 sizeof(*rk->sim), 0)) ||
+            (err = reserve_bytes(&rk->touched, &rk->touched_cap, kk * win,
+                                 sizeof(*rk->touched), 0)))
+            goto out;
+        /* Three arrays of one capacity: the new tails are zero whichever grew. */
+        size_t acc_cap = rk->acc_cap, best_cap = rk->acc_cap, why_cap = rk->acc_cap;
+        if ((err = reserve_bytes(&rk->acc, &acc_cap, n_items, sizeof(float), 1)) ||
+            (err = reserve_bytes(&rk->best, &best_cap, n_items, sizeof(float), 1)) ||
+            (err = reserve_bytes(&rk->acc_why, &why_cap, n_items, sizeof(uint32_t), 1)))
+            goto out;
+        rk->acc_cap = acc_cap;
+    }
+
     size_t j = 0;
     while (j < n) {
-        /* Gather up to `batch` known users into U. */
+        /* Gather up to `batch` users into U. */
         size_t b = 0;
         for (; j < n && b < batch; j++) {
-            if (users[j] >= n_users) continue;
-            memcpy(rk->U + b * (size_t)k, rs_model_user_factors(m, users[j]),
-                   (size_t)k * sizeof(float));
-            rk->slot_user[b] = j;
+            uint32_t u = users[j];
+            struct slot *sl = &rk->slots[b];
+            if (cl->mode == MODE_RAW && u >= n_users) continue;
+            memset(sl, 0, sizeof(*sl));
+            sl->j = j;
+            sl->user = u;
+            if (cl->use_mf) {
+                if (u < n_users)
+                    memcpy(rk->U + b * (size_t)k, rs_model_user_factors(m, u),
+                           (size_t)k * sizeof(float));
+                else
+                    memset(rk->U + b * (size_t)k, 0, (size_t)k * sizeof(float));
+            }
+            if (cl->mode == MODE_RAW) {
+                sl->a = 1.0f;
+                sl->off = rs_model_global_mean(m) + rs_model_user_bias(m, u);
+                sl->active = 1;
+            }
             rk->heap_len[b] = 0;
-            rk->hist_pos[b] = 0;
             b++;
         }
         if (b == 0) break;
+        if (cl->mode == MODE_BLEND) {
+            if (cl->use_mf) blend_scales(rk, cl, b, ns);
+            for (size_t s = 0; s < b; s++) {
+                struct slot *sl = &rk->slots[s];
+                if (cl->use_nb)
+                    build_candidates(rk, cl->src, cl->w->neighbor, sl,
+                                     rk->cand + s * RS_RANKER_MAX_CANDIDATES,
+                                     (uint32_t)((n_items + block - 1) / block));
+                sl->active = sl->a != 0.0f || sl->cand_n > 0 || cl->popw != NULL;
+            }
+        }
         for (uint32_t i0 = 0; i0 < n_items; i0 += (uint32_t)block) {
             uint32_t nb = n_items - i0 < block ? n_items - i0 : (uint32_t)block;
-            score_block(rk, m, h, users, b, i0, nb);
+            score_block(rk, cl, b, i0, nb);
         }
         for (size_t s = 0; s < b; s++) {
-            size_t uj = rk->slot_user[s];
+            size_t uj = rk->slots[s].j;
             counts[uj] = heap_drain(rk->heaps + s * top, rk->heap_len[s], out + uj * top);
         }
     }
@@ -221,12 +602,69 @@ out:
     return err;
 }
 
+rs_err_t rs_ranker_rank(struct rs_ranker *rk, const struct rs_model *m,
+                        const struct rs_history *h, const uint32_t *users, size_t n,
+                        struct rs_rec *out, size_t *counts)
+{
+    struct rs_rank_sources src = {m, h, NULL, NULL};
+    struct call cl = {MODE_RAW, &src, NULL, m, 1, 0, NULL};
+
+    if (rk == NULL || m == NULL ||
+        (n > 0 && (users == NULL || out == NULL || counts == NULL)))
+        return RS_EINVAL;
+    for (size_t j = 0; j < n; j++)
+        counts[j] = 0;
+    return run(rk, &cl, users, n, out, counts);
+}
+
+static int weight_ok(float w)
+{
+    return isfinite(w) && w >= 0.0f;
+}
+
+rs_err_t rs_ranker_blend(struct rs_ranker *rk, const struct rs_rank_sources *src,
+                         const struct rs_rank_weights *w, const uint32_t *users, size_t n,
+                         struct rs_rec *out, size_t *counts)
+{
+    struct call cl;
+
+    if (rk == NULL || src == NULL || src->model == NULL || w == NULL ||
+        !weight_ok(w->mf) || !weight_ok(w->neighbor) || !weight_ok(w->popularity) ||
+        (n > 0 && (users == NULL || out == NULL || counts == NULL)))
+        return RS_EINVAL;
+    for (size_t j = 0; j < n; j++)
+        counts[j] = 0;
+    cl.mode = MODE_BLEND;
+    cl.src = src;
+    cl.w = w;
+    cl.m = src->model;
+    cl.use_mf = w->mf > 0 && rs_model_users(src->model) > 0;
+    cl.use_nb = w->neighbor > 0 && src->neighbors != NULL;
+    cl.popw = w->popularity > 0 && src->popularity != NULL ? (const float *)1 : NULL;
+    return run(rk, &cl, users, n, out, counts);
+}
+
+/* ---- the naive references ---- */
+
 static int cmp_rec(const void *a, const void *b)
 {
     const struct rs_rec *x = a, *y = b;
     if (better(x, y)) return -1;
     if (better(y, x)) return 1;
     return 0;
+}
+
+static int cmp_rec_desc(const void *a, const void *b)
+{
+    return cmp_rec(a, b);
+}
+
+static float dot(const float *p, const float *q, int k)
+{
+    float d = 0.0f;
+    for (int f = 0; f < k; f++)
+        d += p[f] * q[f];
+    return d;
 }
 
 size_t rs_ranker_rank_naive(const struct rs_model *m, const struct rs_history *h,
@@ -250,11 +688,7 @@ size_t rs_ranker_rank_naive(const struct rs_model *m, const struct rs_history *h
     size_t cnt = 0;
     for (uint32_t i = 0; i < n_items; i++) {
         if (h != NULL && rs_history_contains(h, user, i)) continue;
-        const float *q = Q + (size_t)i * (size_t)k;
-        float d = 0.0f;
-        for (int f = 0; f < k; f++)
-            d += p[f] * q[f];
-        float score = d + (bi[i] + base);
+        float score = 1.0f * (dot(p, Q + (size_t)i * (size_t)k, k) + bi[i]) + base;
         if (isnan(score)) continue;
         all[cnt].item = i;
         all[cnt].score = score;
@@ -266,5 +700,108 @@ size_t rs_ranker_rank_naive(const struct rs_model *m, const struct rs_history *h
     memcpy(out, all, n * sizeof(*out));
 out:
     free(all);
+    return n;
+}
+
+size_t rs_ranker_blend_naive(const struct rs_rank_sources *src,
+                             const struct rs_rank_weights *w, uint32_t user, int top_n,
+                             struct rs_rec *out)
+{
+    size_t n = 0, cnt = 0, rn = 0;
+    struct rs_rec *all = NULL, *sim = NULL;
+    float *nbv = NULL, *best = NULL, *popw = NULL, *t = NULL;
+    uint32_t *why = NULL;
+    const uint32_t *ring = NULL;
+    float a = 0.0f, off = 0.0f;
+    int has_nb = 0, has_pop = 0;
+
+    if (src == NULL || src->model == NULL || w == NULL || out == NULL || top_n < 1 ||
+        rs_model_items(src->model) == 0)
+        goto out;
+    const struct rs_model *m = src->model;
+    uint32_t n_items = rs_model_items(m);
+    int k = rs_model_factors(m);
+    const float *Q = rs_model_item_matrix(m);
+    const float *bi = rs_model_item_biases(m);
+    all = malloc((size_t)n_items * sizeof(*all));
+    nbv = calloc(n_items, sizeof(*nbv));
+    best = calloc(n_items, sizeof(*best));
+    why = malloc((size_t)n_items * sizeof(*why));
+    popw = calloc(n_items, sizeof(*popw));
+    t = malloc(MF_SAMPLE * sizeof(*t));
+    if (!all || !nbv || !best || !why || !popw || !t) goto out;
+
+    /* Model term. */
+    const float *p = NULL;
+    if (w->mf > 0 && user < rs_model_users(m)) {
+        uint32_t ns = n_items < MF_SAMPLE ? n_items : MF_SAMPLE;
+        p = rs_model_user_factors(m, user);
+        for (uint32_t s = 0; s < ns; s++) {
+            uint32_t i = sample_item(s, ns, n_items);
+            t[s] = dot(p, Q + (size_t)i * (size_t)k, k) + bi[i];
+        }
+        if (!mf_scale(t, ns, w->mf, &a, &off)) p = NULL;
+    }
+    /* Neighbour term: sums over the recent items, newest first. */
+    if (w->neighbor > 0 && src->neighbors) {
+        size_t kk = (size_t)rs_neighbors_k(src->neighbors);
+        float mx = 0.0f;
+        ring = rs_neighbors_recent(src->neighbors, user, &rn);
+        sim = malloc(kk * sizeof(*sim));
+        if (!sim) goto out;
+        for (size_t r = rn; r-- > 0;) {
+            size_t ms = rs_neighbors_similar(src->neighbors, ring[r], kk, sim);
+            for (size_t x = 0; x < ms; x++) {
+                uint32_t j = sim[x].item;
+                if (j >= n_items) continue;
+                if (nbv[j] == 0.0f || sim[x].score > best[j]) {
+                    best[j] = sim[x].score;
+                    why[j] = ring[r];
+                }
+                nbv[j] += sim[x].score;
+            }
+        }
+        for (uint32_t j = 0; j < n_items; j++) {
+            if (in_ring(ring, rn, j) || rs_history_contains(src->history, user, j))
+                continue;
+            if (nbv[j] > mx) mx = nbv[j];
+        }
+        for (uint32_t j = 0; j < n_items; j++) {
+            nbv[j] = mx > 0 && nbv[j] > 0 ? w->neighbor * (nbv[j] / mx) : 0.0f;
+            has_nb |= nbv[j] > 0 && !in_ring(ring, rn, j) &&
+                      !rs_history_contains(src->history, user, j);
+        }
+    }
+    /* Popularity term. */
+    if (w->popularity > 0 && src->popularity) {
+        rs_popularity_normalized(src->popularity, 0, popw, n_items);
+        for (uint32_t i = 0; i < n_items; i++) {
+            has_pop |= popw[i] > 0;
+            popw[i] *= w->popularity;
+        }
+    }
+    if (!p && !has_nb && !has_pop) goto out;
+    for (uint32_t i = 0; i < n_items; i++) {
+        if (in_ring(ring, rn, i) || rs_history_contains(src->history, user, i)) continue;
+        float mf = p ? dot(p, Q + (size_t)i * (size_t)k, k) : 0.0f;
+        float score = a * (mf + bi[i]) + off + nbv[i];
+        if (has_pop) score += popw[i];
+        if (isnan(score)) continue;
+        all[cnt].item = i;
+        all[cnt].score = score;
+        all[cnt].why = nbv[i] > 0 ? why[i] : RS_NONE;
+        cnt++;
+    }
+    qsort(all, cnt, sizeof(*all), cmp_rec);
+    n = cnt < (size_t)top_n ? cnt : (size_t)top_n;
+    memcpy(out, all, n * sizeof(*out));
+out:
+    free(all);
+    free(sim);
+    free(nbv);
+    free(best);
+    free(why);
+    free(popw);
+    free(t);
     return n;
 }

@@ -1,9 +1,11 @@
 /*
  * pipeline.h - the model side of the main loop, shared by `run` (events from
  * Kafka) and `replay` (events from a file): decode, map ids, update the model,
- * mark the user dirty; then, every publish interval, rank the dirty users and
- * write their lists to Redis. It owns the id maps, the model, the histories,
- * the dirty set and the ranker; it borrows the Redis sink.
+ * feed the item neighbours and popularity, mark the user dirty; then, every
+ * publish interval, rank the dirty users and write their lists to Redis,
+ * with the similar-items lists of changed items and the trending list. It
+ * owns the id maps, the model, the histories, the neighbours, the
+ * popularity, the dirty set and the ranker; it borrows the Redis sink.
  */
 #ifndef RECSTREAM_PIPELINE_H
 #define RECSTREAM_PIPELINE_H
@@ -16,6 +18,7 @@
 #include "recstream/event.h"
 #include "recstream/idmap.h"
 #include "recstream/model.h"
+#include "recstream/ranker.h"
 #include "recstream/redis.h"
 
 struct rs_pipeline_stats {
@@ -24,6 +27,7 @@ struct rs_pipeline_stats {
     uint64_t rejected_by_reason[RS_REASON_COUNT];
     uint64_t events_over_capacity; /* refused because max_users/max_items was reached */
     uint64_t lists_published;
+    uint64_t sim_lists_published;
     uint64_t lists_deleted;
     uint64_t publish_errors;
 };
@@ -45,21 +49,43 @@ void rs_pipeline_destroy(struct rs_pipeline *p);
 enum rs_event_reason rs_pipeline_handle(struct rs_pipeline *p, const void *buf,
                                         size_t len, int64_t ts_ms);
 
-/* Applies an already decoded and validated event. RS_OK, RS_EFULL (counted), RS_ENOMEM. */
+/* Applies an already decoded and validated event. RS_OK, RS_EFULL (counted), RS_ENOMEM.
+ */
 rs_err_t rs_pipeline_apply(struct rs_pipeline *p, const struct rs_event *ev);
 
 /* Counts an input refused for reason. */
 void rs_pipeline_reject(struct rs_pipeline *p, enum rs_event_reason reason);
 
-/* 1 when the publish interval has passed and users are waiting. */
+/* 1 when the publish interval has passed and users or item lists are waiting. */
 int rs_pipeline_publish_due(const struct rs_pipeline *p);
 
 /*
  * Ranks and writes every dirty user's list (users without history get their
- * key deleted), then the meta hash. On a Redis error the users stay dirty
- * and RS_EREDIS is returned; the next call retries.
+ * key deleted), up to 1024 changed items' similar-items lists, the trending
+ * list if events arrived, then the meta hash. On a Redis error what was not
+ * written stays pending and RS_EREDIS is returned; the next call retries.
  */
 rs_err_t rs_pipeline_publish(struct rs_pipeline *p);
+
+/*
+ * The blended list (ranker.h, [ranking] weights, top_n entries) the user with
+ * external id user[0..len) gets now; an unknown user gets the cold-start
+ * (trending) list. Writes up to top_n entries to out and their number to *n.
+ */
+rs_err_t rs_pipeline_recommend(struct rs_pipeline *p, const char *user, size_t len,
+                               struct rs_rec *out, size_t *n);
+
+/* The same with any weights (e.g. an evaluation scoring one signal alone). */
+rs_err_t rs_pipeline_recommend_with(struct rs_pipeline *p, const char *user, size_t len,
+                                    const struct rs_rank_weights *w, struct rs_rec *out,
+                                    size_t *n);
+
+/* Item's top min(max, k) similar items; RS_ENOENT for an unknown item. */
+rs_err_t rs_pipeline_similar(const struct rs_pipeline *p, const char *item, size_t len,
+                             size_t max, struct rs_rec *out, size_t *n);
+
+/* Lists waiting to be published: dirty users, changed items, the trending list. */
+size_t rs_pipeline_pending(const struct rs_pipeline *p);
 
 /* Number of users waiting to be published. */
 size_t rs_pipeline_dirty(const struct rs_pipeline *p);

@@ -1,7 +1,32 @@
 /*
  * ranker.h - a user's top-N: model scores for every item computed with
- * OpenBLAS (users batched into one sgemm over the item matrix), items the user
- * already has excluded, the N best kept by a bounded heap (no full sort).
+ * OpenBLAS (users batched into one sgemm over the item matrix), blended with
+ * item-neighbour and popularity scores, items the user already has excluded,
+ * the N best kept by a bounded heap (no full sort), each with its reason.
+ *
+ * The blend (rs_ranker_blend). For user u and item j,
+ *     score = w_mf * mf + w_nb * nb + w_pop * pop
+ * with each signal scaled so that 1 means "as good as this signal gets":
+ *   mf  = (r_uj - mean_u) / (max_u - mean_u), r_uj the model's raw score
+ *         (mu + b_u + b_j + p_u.q_j); mean_u and max_u are taken over a fixed
+ *         sample of min(items, 512) evenly spaced items (all items in a small
+ *         catalogue), so the user's best items score about 1 and an average
+ *         one 0. 0 for users the model does not know or when max_u = mean_u.
+ *   nb  = sum over h in u's recent items of sim(h, j) for the j among h's
+ *         top-k neighbours, divided by the largest such sum over the user's
+ *         unseen candidates (so the best is 1); 0 for items no recent item
+ *         points to. At most RS_RANKER_MAX_CANDIDATES candidates are kept per
+ *         user (the strongest); with window * k <= that number, all are.
+ *   pop = decayed popularity / the most popular item's (the best is 1).
+ * Reasons: an item with nb > 0 carries why = the recent item h with the
+ * largest sim(h, j) (the newest on ties); others RS_NONE.
+ * Exclusions: every item in the history (the full set the history module
+ * holds) and every item in the recent ring.
+ * Cold start: a user without a model row and without recent items ranks by
+ * popularity alone (trending); if no active signal has anything for a user
+ * (e.g. popularity weight 0), the user gets no entries.
+ * Order: higher score first; on equal scores the lower item index. NaN
+ * scores are never recommended.
  */
 #ifndef RECSTREAM_RANKER_H
 #define RECSTREAM_RANKER_H
@@ -21,25 +46,59 @@ struct rs_rec {
 };
 
 struct rs_ranker;
+struct rs_neighbors;
+struct rs_popularity;
+
+/* Neighbour candidates kept per user in a blend (see above). */
+#define RS_RANKER_MAX_CANDIDATES 2048
+
+/* The blend's weights ([ranking] mf_weight, neighbor_weight, popularity_weight). */
+struct rs_rank_weights {
+    float mf;
+    float neighbor;
+    float popularity;
+};
+
+/* What a blend reads (all borrowed). The model defines the item range and is required. */
+struct rs_rank_sources {
+    const struct rs_model *model;
+    const struct rs_history *history;       /* NULL: only the recent ring is excluded */
+    const struct rs_neighbors *neighbors;   /* NULL: no neighbour signal, no reasons */
+    const struct rs_popularity *popularity; /* NULL: no popularity signal */
+};
 
 /* A ranker for lists of top_n entries, ranking up to batch users per sgemm. */
 struct rs_ranker *rs_ranker_create(int top_n, int batch);
 void rs_ranker_destroy(struct rs_ranker *rk);
 
 /*
- * Ranks users[0..n). For user users[j], writes at most top_n entries, best
+ * Model scores only (mu + b_u + b_i + p_u.q_i, unscaled), history excluded,
+ * no reasons. Ranks users[0..n). For user users[j], writes at most top_n entries, best
  * first, to out[j*top_n ...] and their number to counts[j]. Users unknown to
  * the model get 0 entries. Returns RS_OK or RS_ENOMEM.
  */
 rs_err_t rs_ranker_rank(struct rs_ranker *rk, const struct rs_model *m,
-                        const struct rs_history *h, const uint32_t *users,
-                        size_t n, struct rs_rec *out, size_t *counts);
+                        const struct rs_history *h, const uint32_t *users, size_t n,
+                        struct rs_rec *out, size_t *counts);
 
 /*
- * The reference: the same list by scoring each item with a dot product and
- * sorting them all. For tests.
+ * The blended lists (formula above): for user users[j], at most top_n entries,
+ * best first, to out[j*top_n ...] and their number to counts[j]. Weights must
+ * be finite and >= 0. Any weights may be passed (e.g. an evaluation scoring
+ * each signal alone). Returns RS_OK, RS_EINVAL or RS_ENOMEM.
+ */
+rs_err_t rs_ranker_blend(struct rs_ranker *rk, const struct rs_rank_sources *src,
+                         const struct rs_rank_weights *w, const uint32_t *users, size_t n,
+                         struct rs_rec *out, size_t *counts);
+
+/*
+ * The references: the same lists by scoring each item with a plain dot
+ * product and sorting them all. For tests.
  */
 size_t rs_ranker_rank_naive(const struct rs_model *m, const struct rs_history *h,
                             uint32_t user, int top_n, struct rs_rec *out);
+size_t rs_ranker_blend_naive(const struct rs_rank_sources *src,
+                             const struct rs_rank_weights *w, uint32_t user, int top_n,
+                             struct rs_rec *out);
 
 #endif

@@ -4,7 +4,9 @@
  * frontend and an operator would see afterwards:
  *   - every user with events has an rs:rec:{user} list in Redis that parses
  *     as the JSON of DESIGN.md and is not empty;
- *   - no list holds an item the user already has;
+ *   - no list holds an item the user already has, and every "why" is an item
+ *     the user has;
+ *   - the trending list rs:pop exists and parses;
  *   - the consumer group's committed offsets reach the end of every partition
  *     and add up to the number of events produced.
  * It talks to the real servers with hiredis and librdkafka directly, not
@@ -45,7 +47,7 @@ static int check_lists(const struct opts *o, struct rs_idmap *users, struct rs_i
                        struct rs_history *h)
 {
     redisContext *c = redisConnect("127.0.0.1", o->redis_port);
-    uint32_t n_users = rs_idmap_count(users), lists = 0, entries = 0;
+    uint32_t n_users = rs_idmap_count(users), lists = 0, entries = 0, reasons = 0;
 
     if (!c || c->err) {
         fprintf(stderr, "FAIL: redis connect: %s\n", c ? c->errstr : "oom");
@@ -86,15 +88,36 @@ static int check_lists(const struct opts *o, struct rs_idmap *users, struct rs_i
                 CHECK(!rs_history_contains(h, u, idx),
                       "user %.*s: list holds %s, which the user already has", (int)len, name,
                       json_string_value(item));
+            json_t *why = json_object_get(e, "why");
+            if (why) {
+                CHECK(json_is_string(why) &&
+                          rs_idmap_find(items, json_string_value(why),
+                                        json_string_length(why), &idx) == RS_OK &&
+                          rs_history_contains(h, u, idx),
+                      "user %.*s: entry %zu: why is not an item the user has", (int)len,
+                      name, j);
+                reasons++;
+            }
             entries++;
         }
         if (list) lists++;
         json_decref(list);
         freeReplyObject(reply);
     }
+    {
+        redisReply *reply = redisCommand(c, "GET %s%s", o->prefix, "pop");
+        json_error_t jerr;
+        json_t *pop = reply && reply->type == REDIS_REPLY_STRING
+                          ? json_loadb(reply->str, reply->len, 0, &jerr)
+                          : NULL;
+        CHECK(pop && json_is_array(pop) && json_array_size(pop) > 0,
+              "%spop is missing, empty or not a JSON list", o->prefix);
+        json_decref(pop);
+        if (reply) freeReplyObject(reply);
+    }
     redisFree(c);
-    printf("lists: %u users with events, %u lists parsed, %u entries\n", n_users, lists,
-           entries);
+    printf("lists: %u users with events, %u lists parsed, %u entries, %u with a reason\n",
+           n_users, lists, entries, reasons);
     return 0;
 }
 

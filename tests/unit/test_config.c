@@ -111,9 +111,9 @@ static void test_defaults_match_documented_values(void **state)
     assert_int_equal(conf->neighbors_window, 20);
     assert_true(conf->neighbors_half_life_s == 604800.0);
     assert_int_equal(conf->top_n, 20);
-    assert_true(conf->mf_weight == 1.0);
-    assert_true(conf->neighbor_weight == 0.0);
-    assert_true(conf->popularity_weight == 0.0);
+    assert_true(conf->mf_weight == 0.05);
+    assert_true(conf->neighbor_weight == 1.0);
+    assert_true(conf->popularity_weight == 0.05);
     assert_string_equal(conf->snapshot_dir, "./snapshots");
     assert_int_equal(conf->snapshot_interval_s, 60);
     assert_true(conf->snapshot_every_events == 0);
@@ -392,7 +392,8 @@ static void test_rejects_cross_key_conflicts(void **state)
     (void)state;
     expect_load_error("[kafka]\ntopics = a, b\ndead_letter_topic = b\n", RS_EINVAL, 3,
                       "dead_letter_topic 'b' is also in topics");
-    expect_load_error("[ranking]\nmf_weight = 0\n", RS_EINVAL, 2, "nothing to rank by");
+    expect_load_error("[ranking]\nmf_weight = 0\nneighbor_weight = 0\npopularity_weight = 0\n",
+                      RS_EINVAL, 4, "nothing to rank by");
     expect_load_error("[metrics]\nlisten = localhost\n", RS_EINVAL, 2, "host:port");
     expect_load_error("[metrics]\nlisten = localhost:99999\n", RS_EINVAL, 2, "host:port");
 }

@@ -2,8 +2,10 @@
  * test_pipeline.c - the model side of the main loop without a Redis sink:
  * good payloads are applied and counted, bad ones are counted by reason and
  * leave the model alone, ids map to the same dense index whether they arrive
- * as integers or strings, and the capacity bound refuses new ids without
- * stopping the stream.
+ * as integers or strings, the capacity bound refuses new ids without
+ * stopping the stream, and the blended lists: a stranger gets the trending
+ * items, a known user never gets what they have and each reason is an item
+ * they played, similar items come from co-occurrence.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,7 +25,8 @@ static struct rs_config *conf_with(const char *set1, const char *set2)
     char errstr[256];
     struct rs_config *conf = rs_config_create();
     assert_non_null(conf);
-    assert_int_equal(rs_config_set(conf, "model.factors=8", errstr, sizeof(errstr)), RS_OK);
+    assert_int_equal(rs_config_set(conf, "model.factors=8", errstr, sizeof(errstr)),
+                     RS_OK);
     if (set1) assert_int_equal(rs_config_set(conf, set1, errstr, sizeof(errstr)), RS_OK);
     if (set2) assert_int_equal(rs_config_set(conf, set2, errstr, sizeof(errstr)), RS_OK);
     return conf;
@@ -43,13 +46,17 @@ static void test_good_events_are_applied_and_bad_ones_counted_by_reason(void **s
     (void)state;
 
     assert_non_null(p);
-    assert_int_equal(feed(p, "{\"user\":\"a\",\"item\":\"x\",\"type\":\"rate\",\"value\":4}"),
+    assert_int_equal(
+        feed(p, "{\"user\":\"a\",\"item\":\"x\",\"type\":\"rate\",\"value\":4}"),
+        RS_REASON_OK);
+    assert_int_equal(feed(p, "{\"user\":7,\"item\":\"y\",\"type\":\"play\"}"),
                      RS_REASON_OK);
-    assert_int_equal(feed(p, "{\"user\":7,\"item\":\"y\",\"type\":\"play\"}"), RS_REASON_OK);
-    assert_int_equal(feed(p, "{\"user\":\"a\",\"item\":\"y\",\"type\":\"rate\",\"value\":9}"),
-                     RS_REASON_OFF_SCALE);
+    assert_int_equal(
+        feed(p, "{\"user\":\"a\",\"item\":\"y\",\"type\":\"rate\",\"value\":9}"),
+        RS_REASON_OFF_SCALE);
     assert_int_equal(feed(p, "{\"user\":\"a\""), RS_REASON_MALFORMED);
-    assert_int_equal(feed(p, "{\"item\":\"y\",\"type\":\"play\"}"), RS_REASON_MISSING_USER);
+    assert_int_equal(feed(p, "{\"item\":\"y\",\"type\":\"play\"}"),
+                     RS_REASON_MISSING_USER);
 
     st = rs_pipeline_stats(p);
     assert_int_equal(st->events_applied, 2);
@@ -105,12 +112,72 @@ static void test_capacity_bound_refuses_new_users_but_keeps_known_ones(void **st
     rs_config_destroy(conf);
 }
 
+static void test_lists_blend_trending_neighbours_and_reasons(void **state)
+{
+    char errstr[256], json[160];
+    struct rs_config *conf = conf_with("ranking.top_n=5", NULL);
+    struct rs_pipeline *p = rs_pipeline_create(conf, NULL, errstr, sizeof(errstr));
+    struct rs_rec out[5];
+    size_t n;
+    (void)state;
+
+    /* Item "hit" is played by everyone; users 0..29 play a then b (pairs). */
+    for (int u = 0; u < 30; u++) {
+        snprintf(json, sizeof(json), "{\"user\":%d,\"item\":\"hit\",\"type\":\"play\"}",
+                 u);
+        feed(p, json);
+        snprintf(json, sizeof(json), "{\"user\":%d,\"item\":\"a%d\",\"type\":\"play\"}",
+                 u, u % 3);
+        feed(p, json);
+        snprintf(json, sizeof(json), "{\"user\":%d,\"item\":\"b%d\",\"type\":\"play\"}",
+                 u, u % 3);
+        feed(p, json);
+    }
+    assert_true(rs_pipeline_publish_due(p) || rs_pipeline_pending(p) > 0);
+    /* A stranger gets the trending list: "hit" first, no reasons. */
+    assert_int_equal(rs_pipeline_recommend(p, "stranger", 8, out, &n), RS_OK);
+    assert_true(n >= 1);
+    size_t len;
+    const char *name = rs_idmap_name(rs_pipeline_items(p), out[0].item, &len);
+    assert_int_equal(len, 3);
+    assert_memory_equal(name, "hit", 3);
+    for (size_t j = 0; j < n; j++)
+        assert_int_equal(out[j].why, RS_NONE);
+    /* A new user who played a1 gets b1 because of a1, and never a1 itself. */
+    feed(p, "{\"user\":\"new\",\"item\":\"a1\",\"type\":\"play\"}");
+    assert_int_equal(rs_pipeline_recommend(p, "new", 3, out, &n), RS_OK);
+    int found = 0;
+    uint32_t a1, b1;
+    assert_int_equal(rs_idmap_find(rs_pipeline_items(p), "a1", 2, &a1), RS_OK);
+    assert_int_equal(rs_idmap_find(rs_pipeline_items(p), "b1", 2, &b1), RS_OK);
+    for (size_t j = 0; j < n; j++) {
+        assert_int_not_equal(out[j].item, a1);
+        if (out[j].why != RS_NONE) assert_int_equal(out[j].why, a1);
+        if (out[j].item == b1) found = j == 0 && out[j].why == a1;
+    }
+    assert_true(found);
+    /* Similar items of a1: b1 (and hit), from co-occurrence. */
+    assert_int_equal(rs_pipeline_similar(p, "a1", 2, 5, out, &n), RS_OK);
+    assert_true(n >= 1);
+    int has_b1 = 0;
+    for (size_t j = 0; j < n; j++)
+        has_b1 |= out[j].item == b1;
+    assert_true(has_b1);
+    assert_int_equal(rs_pipeline_similar(p, "zzz", 3, 5, out, &n), RS_ENOENT);
+    /* Without a sink, publishing drains everything pending. */
+    assert_int_equal(rs_pipeline_publish(p), RS_OK);
+    assert_int_equal(rs_pipeline_pending(p), 0);
+    rs_pipeline_destroy(p);
+    rs_config_destroy(conf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_events_are_applied_and_bad_ones_counted_by_reason),
         cmocka_unit_test(test_integer_and_string_ids_are_the_same_user),
         cmocka_unit_test(test_capacity_bound_refuses_new_users_but_keeps_known_ones),
+        cmocka_unit_test(test_lists_blend_trending_neighbours_and_reasons),
     };
     rs_log_set_level(RS_LOG_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,8 +1,12 @@
 /*
  * test_ranker.c - unit tests of the batched sgemm ranker against the naive
- * dot-product-and-sort reference: the same items in the same order on random
+ * dot-product-and-sort references: the same items in the same order on random
  * models and histories, whatever the batch size, with seen items excluded,
- * ties broken towards the lower item index and unknown users left empty.
+ * ties broken towards the lower item index and unknown users left empty; and
+ * for the blend of model, neighbour and popularity scores: equal to the
+ * naive full sort for random weights, seen items never listed, reasons that
+ * point into the user's recent history, popular items for a cold-start
+ * user, and a brand-new item listed through its neighbours.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +21,8 @@
 
 #include "recstream/history.h"
 #include "recstream/model.h"
+#include "recstream/neighbors.h"
+#include "recstream/popularity.h"
 #include "recstream/ranker.h"
 
 static uint64_t trng(uint64_t *s)
@@ -374,6 +380,222 @@ static void test_rejects_bad_ranker_params(void **unused)
     rs_ranker_destroy(NULL);
 }
 
+/* ---- the blend ---- */
+
+/* A model, history, neighbours and popularity fed the same random stream. */
+struct world {
+    struct rs_model *m;
+    struct rs_history *h;
+    struct rs_neighbors *nb;
+    struct rs_popularity *pop;
+    struct rs_rank_sources src;
+};
+
+static void world_event(struct world *w, uint32_t u, uint32_t i, int64_t ts)
+{
+    assert_int_equal(rs_model_ensure(w->m, u, i), RS_OK);
+    rs_model_update_play(w->m, u, i, 1.0f);
+    assert_true(rs_history_add(w->h, u, i) >= 0);
+    assert_int_equal(rs_neighbors_add(w->nb, u, i, ts), RS_OK);
+    assert_int_equal(rs_popularity_add(w->pop, i, 1.0f, ts), RS_OK);
+}
+
+static void world_init(struct world *w, uint64_t *s, uint32_t nu, uint32_t ni, int k,
+                       int nk, int window, uint32_t events)
+{
+    w->m = random_model(s, nu, ni, k);
+    w->h = rs_history_create();
+    w->nb = rs_neighbors_create(nk, window, 3600.0);
+    w->pop = rs_popularity_create(3600.0);
+    assert_non_null(w->h);
+    assert_non_null(w->nb);
+    assert_non_null(w->pop);
+    /* Clustered users so that neighbours mean something. */
+    for (uint32_t e = 0; e < events; e++) {
+        uint32_t u = tbelow(s, nu);
+        uint32_t span = ni / 8 + 1;
+        uint32_t i = (u % 8) * span + tbelow(s, span);
+        if (trng(s) % 4 == 0) i = tbelow(s, ni);
+        world_event(w, u, i % ni, (int64_t)e * 1000);
+    }
+    w->src.model = w->m;
+    w->src.history = w->h;
+    w->src.neighbors = w->nb;
+    w->src.popularity = w->pop;
+}
+
+static void world_free(struct world *w)
+{
+    rs_model_destroy(w->m);
+    rs_history_destroy(w->h);
+    rs_neighbors_destroy(w->nb);
+    rs_popularity_destroy(w->pop);
+}
+
+static int in_recent(const struct rs_neighbors *nb, uint32_t u, uint32_t item)
+{
+    size_t n;
+    const uint32_t *r = rs_neighbors_recent(nb, u, &n);
+    for (size_t x = 0; x < n; x++)
+        if (r[x] == item) return 1;
+    return 0;
+}
+
+/* The checks every blended list must pass, whatever the weights. */
+static void check_blend_list(const struct world *w, uint32_t u, const struct rs_rec *l,
+                             size_t n)
+{
+    for (size_t j = 0; j < n; j++) {
+        assert_false(rs_history_contains(w->h, u, l[j].item));
+        assert_false(in_recent(w->nb, u, l[j].item));
+        if (j > 0) assert_true(l[j - 1].score >= l[j].score);
+        if (l[j].why != RS_NONE) {
+            /* The reason is a recent item of this user that points to this one. */
+            assert_true(in_recent(w->nb, u, l[j].why));
+            assert_true(rs_history_contains(w->h, u, l[j].why));
+            assert_true(rs_neighbors_sim(w->nb, l[j].why, l[j].item) > 0);
+        }
+    }
+}
+
+static void test_blend_matches_naive_full_sort_on_random_inputs(void **unused)
+{
+    (void)unused;
+    uint64_t s = 4242;
+    int compared = 0, swaps = 0, with_reasons = 0;
+    for (int trial = 0; trial < 40; trial++) {
+        struct world w;
+        uint32_t nu = 2 + tbelow(&s, 50);
+        /* trial 0: a few item blocks; trial 1: enough blocks to sort the candidates */
+        uint32_t ni = trial == 0 ? 9000 : trial == 1 ? 40000 : 2 + tbelow(&s, 900);
+        world_init(&w, &s, nu, ni, 1 + (int)tbelow(&s, 32), 1 + (int)tbelow(&s, 20),
+                   1 + (int)tbelow(&s, 20), 20 * nu);
+        /* Every weight combination shows up, zeros included. */
+        struct rs_rank_weights wt = {
+            .mf = (trial & 1) ? 0.0f : (float)tbelow(&s, 100) / 50.0f,
+            .neighbor = (trial & 2) ? 0.0f : (float)tbelow(&s, 100) / 50.0f,
+            .popularity = (trial & 4) ? 0.0f : (float)tbelow(&s, 100) / 50.0f,
+        };
+        if (trial % 8 == 7) wt.mf = 1.0f;
+        int top_n = 1 + (int)tbelow(&s, 30);
+        struct rs_ranker *rk = rs_ranker_create(top_n, 1 + (int)tbelow(&s, 40));
+        assert_non_null(rk);
+        /* Every user, some twice, and cold-start users the model never saw. */
+        size_t n = nu + 6;
+        uint32_t *users = malloc(n * sizeof(*users));
+        struct rs_rec *out = malloc(n * (size_t)top_n * sizeof(*out));
+        struct rs_rec *ref = malloc((size_t)top_n * sizeof(*ref));
+        size_t *counts = malloc(n * sizeof(*counts));
+        assert_true(users && out && ref && counts);
+        for (size_t j = 0; j < n; j++)
+            users[j] = j < nu ? (uint32_t)j : (j % 2 ? tbelow(&s, nu) : nu + (uint32_t)j);
+        assert_int_equal(rs_ranker_blend(rk, &w.src, &wt, users, n, out, counts), RS_OK);
+        for (size_t j = 0; j < n; j++) {
+            const struct rs_rec *l = out + j * (size_t)top_n;
+            size_t nn = rs_ranker_blend_naive(&w.src, &wt, users[j], top_n, ref);
+            assert_int_equal(counts[j], nn);
+            check_blend_list(&w, users[j], l, counts[j]);
+            for (size_t x = 0; x < nn; x++) {
+                if (l[x].item == ref[x].item) {
+                    assert_true(close_rel(l[x].score, ref[x].score, 1e-4f));
+                    assert_int_equal(l[x].why, ref[x].why);
+                } else {
+                    /* sgemm and a plain loop may round a near-tie either way. */
+                    assert_true(close_rel(l[x].score, ref[x].score, 1e-4f));
+                    swaps++;
+                }
+                with_reasons += l[x].why != RS_NONE;
+            }
+            compared++;
+        }
+        free(users);
+        free(out);
+        free(ref);
+        free(counts);
+        rs_ranker_destroy(rk);
+        world_free(&w);
+    }
+    print_message("compared %d blended lists, %d near-tie swaps, %d reasons\n", compared,
+                  swaps, with_reasons);
+    assert_true(compared > 500);
+    assert_true(with_reasons > 1000);
+    assert_true(swaps <= compared / 50);
+}
+
+static void test_cold_start_user_gets_the_trending_list(void **unused)
+{
+    (void)unused;
+    uint64_t s = 31;
+    struct world w;
+    world_init(&w, &s, 40, 300, 8, 10, 10, 2000);
+    struct rs_rank_weights wt = {1.0f, 1.0f, 0.5f};
+    struct rs_ranker *rk = rs_ranker_create(10, 8);
+    uint32_t users[] = {1000000}; /* never seen */
+    struct rs_rec out[10], top[10];
+    size_t counts[1];
+    assert_int_equal(rs_ranker_blend(rk, &w.src, &wt, users, 1, out, counts), RS_OK);
+    size_t nt = rs_popularity_top(w.pop, rs_popularity_clock(w.pop), 10, top);
+    assert_int_equal(counts[0], nt);
+    assert_int_equal(nt, 10);
+    for (size_t j = 0; j < nt; j++) {
+        assert_int_equal(out[j].item, top[j].item);
+        assert_int_equal(out[j].why, RS_NONE);
+    }
+    /* With no popularity weight a stranger has nothing to go on. */
+    wt.popularity = 0.0f;
+    assert_int_equal(rs_ranker_blend(rk, &w.src, &wt, users, 1, out, counts), RS_OK);
+    assert_int_equal(counts[0], 0);
+    rs_ranker_destroy(rk);
+    world_free(&w);
+}
+
+static void test_new_item_enters_lists_through_its_neighbours(void **unused)
+{
+    (void)unused;
+    uint64_t s = 32;
+    struct world w;
+    world_init(&w, &s, 40, 300, 8, 10, 10, 2000);
+    uint32_t fresh = 300, a = 5, me = 7, other = 8;
+    /* Another user plays a then the brand-new item; I have played a. */
+    world_event(&w, other, a, 3000000);
+    world_event(&w, other, fresh, 3000001);
+    world_event(&w, me, a, 3000002);
+    struct rs_rank_weights wt = {0.0f, 1.0f, 0.0f};
+    struct rs_ranker *rk = rs_ranker_create(300, 4);
+    struct rs_rec out[300];
+    size_t counts[1];
+    assert_int_equal(rs_ranker_blend(rk, &w.src, &wt, &me, 1, out, counts), RS_OK);
+    int found = 0;
+    for (size_t j = 0; j < counts[0]; j++) {
+        if (out[j].item == fresh) {
+            found = 1;
+            assert_true(out[j].score > 0);
+            assert_true(in_recent(w.nb, me, out[j].why));
+        }
+    }
+    assert_true(found);
+    check_blend_list(&w, me, out, counts[0]);
+    rs_ranker_destroy(rk);
+    world_free(&w);
+}
+
+static void test_blend_refuses_bad_weights(void **unused)
+{
+    (void)unused;
+    uint64_t s = 33;
+    struct world w;
+    world_init(&w, &s, 4, 20, 4, 4, 4, 50);
+    struct rs_ranker *rk = rs_ranker_create(5, 2);
+    uint32_t u = 0;
+    struct rs_rec out[5];
+    size_t counts[1];
+    struct rs_rank_weights bad = {-1.0f, 1.0f, 1.0f}, nan_w = {NAN, 0, 0};
+    assert_int_equal(rs_ranker_blend(rk, &w.src, &bad, &u, 1, out, counts), RS_EINVAL);
+    assert_int_equal(rs_ranker_blend(rk, &w.src, &nan_w, &u, 1, out, counts), RS_EINVAL);
+    rs_ranker_destroy(rk);
+    world_free(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -385,6 +607,10 @@ int main(void)
         cmocka_unit_test(test_scores_are_predicted_ratings),
         cmocka_unit_test(test_unknown_users_and_empty_models),
         cmocka_unit_test(test_rejects_bad_ranker_params),
+        cmocka_unit_test(test_blend_matches_naive_full_sort_on_random_inputs),
+        cmocka_unit_test(test_cold_start_user_gets_the_trending_list),
+        cmocka_unit_test(test_new_item_enters_lists_through_its_neighbours),
+        cmocka_unit_test(test_blend_refuses_bad_weights),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
