@@ -89,7 +89,7 @@ static void test_integer_and_string_ids_are_the_same_user(void **state)
 static void test_capacity_bound_refuses_new_users_but_keeps_known_ones(void **state)
 {
     char errstr[256], json[128];
-    struct rs_config *conf = conf_with("model.max_users=3", NULL);
+    struct rs_config *conf = conf_with("model.max_users=3", "model.when_full=refuse");
     struct rs_pipeline *p = rs_pipeline_create(conf, NULL, errstr, sizeof(errstr));
     (void)state;
 
