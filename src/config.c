@@ -153,7 +153,7 @@ static const struct opt opts[] = {
 
     INT("model", "factors", factors, "64", 1, 1024, "latent factors per user and item"),
     DBL_POS("model", "learning_rate", learning_rate, "0.01", 1, "SGD step size"),
-    DBL("model", "regularization", regularization, "0.02", 0, 10, "L2 penalty"),
+    DBL("model", "regularization", regularization, "0.08", 0, 10, "L2 penalty"),
     DBL("model", "init_std", init_std, "0.1", 0, 10,
         "standard deviation of the random initial factors"),
     DBL("model", "rating_min", rating_min, "1", -1e6, 1e6, "lowest valid rating"),

@@ -19,11 +19,11 @@
  * bias): in a play stream b_i becomes a popularity prior and the factors learn
  * what is left. Plays never touch mu or b_u, which stay rating-only (b_u is a
  * constant within one user's ranking anyway).
- * Negatives cost O(1) each, no scan of the catalogue: with probability 1/2 an
- * item drawn uniformly from the known items, otherwise the item of an event
- * drawn from the replay ring (so, in proportion to recent popularity; uniform
- * when the ring is empty). Sampling popular items as negatives keeps the
- * factors from merely re-learning popularity, which the bias already holds.
+ * Negatives cost O(1) each, no scan of the catalogue: an item drawn
+ * uniformly from the known items by one multiply-shift of a PRNG word.
+ * (Drawing them in proportion to popularity, from the replay ring, was tried:
+ * it cancels the popularity prior in b_i and cut prequential recall@20 on
+ * MovieLens to less than half, see docs/BENCHMARKS.md.)
  * The confidence of a play scales its positive step by c(w): w itself for
  * 0 < w < 1, 1 + ln(w) for w >= 1 (counts or seconds grow the step slowly),
  * capped at PLAY_CONF_MAX so one long play cannot blow up the factors.
@@ -414,23 +414,13 @@ static void implicit_step(struct rs_model *m, float *p, uint32_t i, float target
     sgd_pair(p, q, k, lr, e, reg);
 }
 
-static uint32_t draw_negative(struct rs_model *m)
-{
-    uint64_t x = rng_next(m);
-    if ((x & 1) && m->ring_len > 0) {
-        uint32_t j = (uint32_t)(((x >> 32) * (uint64_t)m->ring_len) >> 32);
-        return m->ring[j].i;
-    }
-    return (uint32_t)(((x >> 32) * (uint64_t)m->n_items) >> 32);
-}
-
 static void play_step(struct rs_model *m, uint32_t u, uint32_t i, float w)
 {
     float lr = m->params.learning_rate;
     float *p = m->P + (size_t)u * (size_t)m->k;
     implicit_step(m, p, i, 1.0f, lr * play_confidence(w));
     for (int n = 0; n < m->params.negatives; n++) {
-        uint32_t j = draw_negative(m);
+        uint32_t j = rng_below(m, m->n_items);
         if (j == i) continue;
         implicit_step(m, p, j, 0.0f, lr);
     }
