@@ -155,12 +155,26 @@ static double rng_normal(struct rs_model *m)
 /* ---- inner loops over k contiguous floats ---- */
 
 /*
+ * The training entry points are compiled twice, for AVX2 and for the baseline
+ * ISA, and the loader picks one for the CPU (GCC target_clones). FMA is left
+ * out and C11 mode keeps a*b+c uncontracted, so both clones round exactly
+ * alike: a model trained on one CPU continues bit for bit on another.
+ */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define RS_CLONES __attribute__((target_clones("avx2", "default")))
+#define RS_INLINE static inline __attribute__((always_inline))
+#else
+#define RS_CLONES
+#define RS_INLINE static inline
+#endif
+
+/*
  * Eight independent partial sums: a float reduction in one accumulator may not
  * be reordered, so the compiler could not vectorise it; eight lanes it can
  * (two SSE or one AVX register). The order is fixed, so results stay
  * deterministic.
  */
-static float dot(const float *restrict a, const float *restrict b, int k)
+RS_INLINE float dot(const float *restrict a, const float *restrict b, int k)
 {
     float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
     int f = 0;
@@ -174,7 +188,7 @@ static float dot(const float *restrict a, const float *restrict b, int k)
 }
 
 /* p += lr*(e*q - reg*p); q += lr*(e*p_old - reg*q), element by element. */
-static void sgd_pair(float *restrict p, float *restrict q, int k, float lr, float e,
+RS_INLINE void sgd_pair(float *restrict p, float *restrict q, int k, float lr, float e,
                      float reg)
 {
     for (int f = 0; f < k; f++) {
@@ -393,7 +407,7 @@ out:
 /* ---- training ---- */
 
 /* The rating step with the current mu; returns the error before it. */
-static float rate_step(struct rs_model *m, uint32_t u, uint32_t i, float r)
+RS_INLINE float rate_step(struct rs_model *m, uint32_t u, uint32_t i, float r)
 {
     int k = m->k;
     float lr = m->params.learning_rate;
@@ -408,14 +422,14 @@ static float rate_step(struct rs_model *m, uint32_t u, uint32_t i, float r)
     return e;
 }
 
-static float play_confidence(float w)
+RS_INLINE float play_confidence(float w)
 {
     float c = w < 1.0f ? w : 1.0f + logf(w);
     return c < PLAY_CONF_MAX ? c : PLAY_CONF_MAX;
 }
 
 /* b_i + p.q towards target with step lr. */
-static void implicit_step(struct rs_model *m, float *p, uint32_t i, float target, float lr)
+RS_INLINE void implicit_step(struct rs_model *m, float *p, uint32_t i, float target, float lr)
 {
     int k = m->k;
     float reg = m->params.regularization;
@@ -425,7 +439,7 @@ static void implicit_step(struct rs_model *m, float *p, uint32_t i, float target
     sgd_pair(p, q, k, lr, e, reg);
 }
 
-static void play_step(struct rs_model *m, uint32_t u, uint32_t i, float w)
+RS_INLINE void play_step(struct rs_model *m, uint32_t u, uint32_t i, float w)
 {
     float lr = m->params.learning_rate;
     float *p = m->P + (size_t)u * (size_t)m->k;
@@ -438,7 +452,7 @@ static void play_step(struct rs_model *m, uint32_t u, uint32_t i, float w)
 }
 
 /* Replays the due share of ring events, then records (u, i) in the ring. */
-static void replay_and_record(struct rs_model *m, uint32_t u, uint32_t i, float v, int play)
+RS_INLINE void replay_and_record(struct rs_model *m, uint32_t u, uint32_t i, float v, int play)
 {
     if (m->ring == NULL) return;
     if (m->ring_len > 0) {
@@ -466,7 +480,7 @@ static int known(const struct rs_model *m, uint32_t u, uint32_t i)
     return m != NULL && u < m->n_users && i < m->n_items && m->um[u].live;
 }
 
-float rs_model_update_rate(struct rs_model *m, uint32_t u, uint32_t i, float r)
+RS_CLONES float rs_model_update_rate(struct rs_model *m, uint32_t u, uint32_t i, float r)
 {
     if (!known(m, u, i) || !isfinite(r) || r < m->params.rating_min ||
         r > m->params.rating_max)
@@ -479,7 +493,7 @@ float rs_model_update_rate(struct rs_model *m, uint32_t u, uint32_t i, float r)
     return e;
 }
 
-void rs_model_update_play(struct rs_model *m, uint32_t u, uint32_t i, float w)
+RS_CLONES void rs_model_update_play(struct rs_model *m, uint32_t u, uint32_t i, float w)
 {
     if (!known(m, u, i) || !isfinite(w) || w <= 0.0f) return;
     play_step(m, u, i, w);
@@ -496,7 +510,7 @@ float rs_model_score(const struct rs_model *m, uint32_t u, uint32_t i)
 
 /* ---- reading ---- */
 
-float rs_model_predict(const struct rs_model *m, uint32_t u, uint32_t i)
+RS_CLONES float rs_model_predict(const struct rs_model *m, uint32_t u, uint32_t i)
 {
     if (m == NULL) return NAN;
     int k = m->k;
