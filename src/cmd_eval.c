@@ -5,6 +5,7 @@
  * model's hyperparameters come from the configuration, so the numbers are
  * those of the daemon that reads the same file.
  */
+#include <cblas.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -222,6 +223,8 @@ int rs_cmd_eval(int argc, char **argv)
     mp.replay_ratio = (float)conf->replay_ratio;
     mp.replay_size = conf->replay_size;
 
+    /* The harness is single-threaded; so is the daemon's writer thread. */
+    openblas_set_num_threads(1);
     rc = RS_EXIT_RUNTIME;
     if (rs_eval_load(input, threshold, conf->rating_min, conf->rating_max, &d, errstr,
                      sizeof(errstr)) != RS_OK) {
