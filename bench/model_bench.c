@@ -50,9 +50,10 @@ static int cmp_double(const void *a, const void *b)
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 __attribute__((target_clones("avx2", "default")))
 #endif
-static void bare_sgd(float *restrict P, float *restrict Q, float *restrict bu,
-                     float *restrict bi, const uint32_t *us, const uint32_t *is,
-                     const float *rs, size_t n, float mu, float lr, float reg)
+static void
+bare_sgd(float *restrict P, float *restrict Q, float *restrict bu, float *restrict bi,
+         const uint32_t *us, const uint32_t *is, const float *rs, size_t n, float mu,
+         float lr, float reg)
 {
     for (size_t e = 0; e < n; e++) {
         float *restrict p = P + (size_t)us[e] * K;
@@ -61,7 +62,8 @@ static void bare_sgd(float *restrict P, float *restrict Q, float *restrict bu,
         for (int f = 0; f < K; f += 8)
             for (int j = 0; j < 8; j++)
                 acc[j] += p[f + j] * q[f + j];
-        float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+        float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) +
+                  ((acc[2] + acc[6]) + (acc[3] + acc[7]));
         float err = rs[e] - (mu + bu[us[e]] + bi[is[e]] + s);
         bu[us[e]] += lr * (err - reg * bu[us[e]]);
         bi[is[e]] += lr * (err - reg * bi[is[e]]);
@@ -97,9 +99,17 @@ int main(int argc, char **argv)
     }
 
     struct rs_model_params mp = {
-        .factors = K, .learning_rate = 0.01f, .regularization = 0.08f, .init_std = 0.1f,
-        .rating_min = 1.0f, .rating_max = 5.0f, .negatives = 4, .seed = 42,
-        .max_users = 1u << 20, .max_items = 1u << 20, .replay_ratio = replay,
+        .factors = K,
+        .learning_rate = 0.01f,
+        .regularization = 0.08f,
+        .init_std = 0.1f,
+        .rating_min = 1.0f,
+        .rating_max = 5.0f,
+        .negatives = 4,
+        .seed = 42,
+        .max_users = 1u << 20,
+        .max_items = 1u << 20,
+        .replay_ratio = replay,
         .replay_size = replay > 0 ? 100000 : 0,
     };
     double path[100], bare[100];

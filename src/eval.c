@@ -102,7 +102,8 @@ rs_err_t rs_eval_load(const char *path, double implicit_threshold, double rating
         x->play = (uint32_t)play;
         x->ts_ms = ev.ts_ms;
         d->n++;
-        rs_progress_update(&pg, rs_filesrc_bytes_read(fs), rs_filesrc_bytes_total(fs), d->n);
+        rs_progress_update(&pg, rs_filesrc_bytes_read(fs), rs_filesrc_bytes_total(fs),
+                           d->n);
     }
     rs_progress_end(&pg);
 out:
@@ -265,7 +266,8 @@ rs_err_t rs_eval_cross_validate(const struct rs_eval_data *d,
     out->folds = folds;
     rs_progress_start(&pg, "cross-validating");
     for (int f = 0; f < folds; f++) {
-        size_t lo = n * (size_t)f / (size_t)folds, hi = n * (size_t)(f + 1) / (size_t)folds;
+        size_t lo = n * (size_t)f / (size_t)folds,
+               hi = n * (size_t)(f + 1) / (size_t)folds;
         if (export_dir != NULL &&
             (err = export_fold(d, order, n, lo, hi, f, export_dir, errstr, errstr_size)))
             goto out;
@@ -299,7 +301,8 @@ rs_err_t rs_eval_cross_validate(const struct rs_eval_data *d,
             for (size_t a = 0; a < nt; a++)
                 rs_model_update_rate(m, tu[a], ti[a], tr[a]);
             rs_progress_update(&pg, (uint64_t)(f * epochs + e + 1),
-                               (uint64_t)(folds * epochs), (uint64_t)(f * epochs + e + 1) * n);
+                               (uint64_t)(folds * epochs),
+                               (uint64_t)(f * epochs + e + 1) * n);
         }
         out->fit_s[f] = secs_since(t0);
         double se = 0.0, ae = 0.0;
@@ -371,9 +374,9 @@ static size_t rank_of(float *scores, const float *eligible, uint32_t n_items,
 }
 
 rs_err_t rs_eval_prequential(const struct rs_eval_data *d,
-                             const struct rs_model_params *params, enum rs_eval_model model,
-                             int top_n, double half_life_s, struct rs_eval_preq *out,
-                             char *errstr, size_t errstr_size)
+                             const struct rs_model_params *params,
+                             enum rs_eval_model model, int top_n, double half_life_s,
+                             struct rs_eval_preq *out, char *errstr, size_t errstr_size)
 {
     uint32_t n_users = rs_idmap_span(d->users), n_items = rs_idmap_span(d->items);
     struct rs_model *m = NULL;
@@ -388,7 +391,10 @@ rs_err_t rs_eval_prequential(const struct rs_eval_data *d,
     rs_err_t err = RS_OK;
 
     memset(out, 0, sizeof(*out));
-    if (hist == NULL || scores == NULL || eligible == NULL) goto nomem;
+    if (hist == NULL || scores == NULL || eligible == NULL) {
+        err = RS_ENOMEM;
+        goto out;
+    }
     for (uint32_t i = 0; i < n_items; i++)
         eligible[i] = -INFINITY;
     if (model == RS_EVAL_DEFAULT) {
@@ -398,12 +404,18 @@ rs_err_t rs_eval_prequential(const struct rs_eval_data *d,
             goto out;
         }
     } else if (model == RS_EVAL_POPULARITY) {
-        if ((pop = rs_popularity_create(half_life_s)) == NULL) goto nomem;
+        if ((pop = rs_popularity_create(half_life_s)) == NULL) {
+            err = RS_ENOMEM;
+            goto out;
+        }
     } else {
         size_t k = (size_t)g.k;
         g.P = malloc(((size_t)n_users + 1) * k * sizeof(float));
         g.Q = malloc(((size_t)n_items + 1) * k * sizeof(float));
-        if (g.P == NULL || g.Q == NULL) goto nomem;
+        if (g.P == NULL || g.Q == NULL) {
+            err = RS_ENOMEM;
+            goto out;
+        }
         uint64_t s = params->seed;
         /* N(0, init_std) by Box-Muller, as the model draws its rows. */
         for (size_t a = 0; a < ((size_t)n_users + (size_t)n_items) * k; a++) {
@@ -411,8 +423,10 @@ rs_err_t rs_eval_prequential(const struct rs_eval_data *d,
             double u2 = (double)(splitmix(&s) >> 11) / 9007199254740992.0;
             float v = (float)(params->init_std * sqrt(-2.0 * log(u1)) *
                               cos(6.283185307179586 * u2));
-            if (a < (size_t)n_users * k) g.P[a] = v;
-            else g.Q[a - (size_t)n_users * k] = v;
+            if (a < (size_t)n_users * k)
+                g.P[a] = v;
+            else
+                g.Q[a - (size_t)n_users * k] = v;
         }
     }
 
@@ -446,7 +460,8 @@ rs_err_t rs_eval_prequential(const struct rs_eval_data *d,
                     rs_popularity_normalized(pop, x->ts_ms, scores, n_items);
                 } else {
                     cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n_items, g.k, 1.0f, g.Q,
-                                g.k, g.P + (size_t)x->u * (size_t)g.k, 1, 0.0f, scores, 1);
+                                g.k, g.P + (size_t)x->u * (size_t)g.k, 1, 0.0f, scores,
+                                1);
                 }
                 rank = rank_of(scores, eligible, n_items, h, hn, x->i);
             }
@@ -464,14 +479,22 @@ rs_err_t rs_eval_prequential(const struct rs_eval_data *d,
                 goto out;
             }
             rs_model_touch_user(m, x->u, x->ts_ms);
-            if (x->play) rs_model_update_play(m, x->u, x->i, x->value);
-            else rs_model_update_rate(m, x->u, x->i, x->value);
+            if (x->play)
+                rs_model_update_play(m, x->u, x->i, x->value);
+            else
+                rs_model_update_rate(m, x->u, x->i, x->value);
         } else if (pop != NULL) {
-            if (rs_popularity_add(pop, x->i, 1.0f, x->ts_ms) != RS_OK) goto nomem;
+            if (rs_popularity_add(pop, x->i, 1.0f, x->ts_ms) != RS_OK) {
+                err = RS_ENOMEM;
+                goto out;
+            }
         } else {
             isgd_step(&g, x->u, x->i);
         }
-        if (top_n > 0 && rs_history_add(hist, x->u, x->i) < 0) goto nomem;
+        if (top_n > 0 && rs_history_add(hist, x->u, x->i) < 0) {
+            err = RS_ENOMEM;
+            goto out;
+        }
         eligible[x->i] = 0.0f;
         out->n++;
         if ((a & 1023) == 0) rs_progress_update(&pg, a, d->n, a);
@@ -482,12 +505,8 @@ rs_err_t rs_eval_prequential(const struct rs_eval_data *d,
     out->rmse = out->n_rated ? sqrt(se / (double)out->n_rated) : NAN;
     out->recall = out->n_ranked ? hits / (double)out->n_ranked : NAN;
     out->ndcg = out->n_ranked ? gain / (double)out->n_ranked : NAN;
-    goto out;
-
-nomem:
-    snprintf(errstr, errstr_size, "out of memory");
-    err = RS_ENOMEM;
 out:
+    if (err == RS_ENOMEM) snprintf(errstr, errstr_size, "out of memory");
     rs_model_destroy(m);
     rs_popularity_destroy(pop);
     rs_history_destroy(hist);

@@ -93,8 +93,8 @@ struct rs_eval_preq {
  * half_life_s is the popularity baseline's decay.
  */
 rs_err_t rs_eval_prequential(const struct rs_eval_data *d,
-                             const struct rs_model_params *params, enum rs_eval_model model,
-                             int top_n, double half_life_s, struct rs_eval_preq *out,
-                             char *errstr, size_t errstr_size);
+                             const struct rs_model_params *params,
+                             enum rs_eval_model model, int top_n, double half_life_s,
+                             struct rs_eval_preq *out, char *errstr, size_t errstr_size);
 
 #endif

@@ -23,9 +23,18 @@
 static struct rs_model_params params(void)
 {
     struct rs_model_params p = {
-        .factors = 8, .learning_rate = 0.01f, .regularization = 0.05f, .init_std = 0.1f,
-        .rating_min = 1.0f, .rating_max = 5.0f, .negatives = 4, .seed = 42,
-        .max_users = 100000, .max_items = 100000, .replay_ratio = 1.0f, .replay_size = 1000,
+        .factors = 8,
+        .learning_rate = 0.01f,
+        .regularization = 0.05f,
+        .init_std = 0.1f,
+        .rating_min = 1.0f,
+        .rating_max = 5.0f,
+        .negatives = 4,
+        .seed = 42,
+        .max_users = 100000,
+        .max_items = 100000,
+        .replay_ratio = 1.0f,
+        .replay_size = 1000,
     };
     return p;
 }
@@ -76,15 +85,16 @@ static void test_load_and_implicit_threshold(void **state)
     assert_true(d.ev[1].value == 3.0f);
     assert_true(d.ev[3].ts_ms == 103000);
     rs_eval_data_free(&d);
-    /* Threshold 4.5: two 5-star ratings become plays of weight 1, the rest are dropped. */
+    /* Threshold 4.5: two 5-star ratings become plays of weight 1, the rest are dropped.
+     */
     assert_int_equal(rs_eval_load(path, 4.5, 1, 5, &d, err, sizeof(err)), RS_OK);
     assert_int_equal(d.n, 2);
     assert_int_equal(d.dropped, 2);
     assert_int_equal(d.ev[0].play, 1);
     assert_true(d.ev[1].value == 1.0f);
     rs_eval_data_free(&d);
-    assert_int_not_equal(rs_eval_load("/nonexistent/u.data", 0, 1, 5, &d, err, sizeof(err)),
-                         RS_OK);
+    assert_int_not_equal(
+        rs_eval_load("/nonexistent/u.data", 0, 1, 5, &d, err, sizeof(err)), RS_OK);
 }
 
 static void test_time_sort_is_stable(void **state)
@@ -117,8 +127,8 @@ static const char *planted_file(void)
             if ((u * 7 + i * 13) % 3 == 0) continue; /* 2/3 of the matrix */
             double r = 1.5 + (i % 4) + ((u % 2) ? 0.4 : -0.4);
             r = r < 1 ? 1 : r > 5 ? 5 : r;
-            len += (size_t)snprintf(text + len, cap - len, "u%d\ti%d\trate\t%.1f\t%d\n", u, i, r,
-                                    u * 100 + i);
+            len += (size_t)snprintf(text + len, cap - len, "u%d\ti%d\trate\t%.1f\t%d\n",
+                                    u, i, r, u * 100 + i);
         }
     const char *path = write_file("planted.tsv", "");
     FILE *f = fopen(path, "w");
@@ -145,8 +155,8 @@ static void test_cross_validation_learns_and_repeats_for_a_seed(void **state)
                      RS_OK);
     assert_int_equal(rs_eval_cross_validate(&d, &p, 5, 30, 7, NULL, &b, err, sizeof(err)),
                      RS_OK);
-    assert_int_equal(rs_eval_cross_validate(&d, &p, 5, 1, 7, NULL, &one, err, sizeof(err)),
-                     RS_OK);
+    assert_int_equal(
+        rs_eval_cross_validate(&d, &p, 5, 1, 7, NULL, &one, err, sizeof(err)), RS_OK);
     print_message("planted CV RMSE %.4f (1 epoch: %.4f), MAE %.4f\n", a.rmse_mean,
                   one.rmse_mean, a.mae_mean);
     assert_int_equal(a.folds, 5);
@@ -229,11 +239,12 @@ static void test_prequential_counts_hits_every_model_agrees_on(void **state)
     assert_int_equal(rs_eval_load(path, 5, 1, 5, &d, err, sizeof(err)), RS_OK);
     rs_eval_sort_by_time(&d);
     struct rs_model_params p = params();
-    const enum rs_eval_model models[] = {RS_EVAL_DEFAULT, RS_EVAL_ISGD, RS_EVAL_POPULARITY};
+    const enum rs_eval_model models[] = {RS_EVAL_DEFAULT, RS_EVAL_ISGD,
+                                         RS_EVAL_POPULARITY};
     for (int m = 0; m < 3; m++) {
         struct rs_eval_preq r;
-        assert_int_equal(rs_eval_prequential(&d, &p, models[m], 1, 3600, &r, err, sizeof(err)),
-                         RS_OK);
+        assert_int_equal(
+            rs_eval_prequential(&d, &p, models[m], 1, 3600, &r, err, sizeof(err)), RS_OK);
         assert_int_equal(r.n, 6);
         assert_int_equal(r.n_ranked, 3);
         assert_true(fabs(r.recall - 2.0 / 3.0) < 1e-12);
@@ -243,15 +254,16 @@ static void test_prequential_counts_hits_every_model_agrees_on(void **state)
     rs_eval_data_free(&d);
 }
 
-/* Prequential RMSE of a constant rating goes to 0; the first prediction is the scale's middle. */
+/* Prequential RMSE of a constant rating goes to 0; the first prediction is the scale's
+ * middle. */
 static void test_prequential_rmse_of_a_constant_stream(void **state)
 {
     (void)state;
     char text[64 * 400];
     size_t len = 0;
     for (int n = 0; n < 400; n++)
-        len += (size_t)snprintf(text + len, sizeof(text) - len, "u%d\ti%d\t4\t%d\n", n % 20,
-                                n % 30, n);
+        len += (size_t)snprintf(text + len, sizeof(text) - len, "u%d\ti%d\t4\t%d\n",
+                                n % 20, n % 30, n);
     const char *path = write_file("u.data", text);
     struct rs_eval_data d;
     char err[256];
@@ -259,8 +271,9 @@ static void test_prequential_rmse_of_a_constant_stream(void **state)
     rs_eval_sort_by_time(&d);
     struct rs_model_params p = params();
     struct rs_eval_preq r;
-    assert_int_equal(rs_eval_prequential(&d, &p, RS_EVAL_DEFAULT, 0, 3600, &r, err, sizeof(err)),
-                     RS_OK);
+    assert_int_equal(
+        rs_eval_prequential(&d, &p, RS_EVAL_DEFAULT, 0, 3600, &r, err, sizeof(err)),
+        RS_OK);
     assert_int_equal(r.n_rated, 400);
     assert_int_equal(r.n_ranked, 0);
     /* Only the first prediction (3 vs 4) is off: the running mean is 4 from then on. */
