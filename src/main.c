@@ -17,6 +17,7 @@ static const struct {
     {"replay", rs_cmd_replay, "the same pipeline fed from a file (backfill)"},
     {"produce", rs_cmd_produce, "write a file's events into the Kafka topic"},
     {"gen", rs_cmd_gen, "write a synthetic event stream with planted structure"},
+    {"eval", rs_cmd_eval, "measure the model: cross-validation or prequential replay"},
     {"recommend", rs_cmd_recommend, "a user's list with reasons, or an item's similar items"},
 };
 

@@ -83,6 +83,8 @@ struct rs_pipeline *rs_pipeline_create(const struct rs_config *conf,
     mp.seed = conf->seed;
     mp.max_users = conf->max_users;
     mp.max_items = conf->max_items;
+    mp.replay_ratio = (float)conf->replay_ratio;
+    mp.replay_size = conf->replay_size;
     p->limits.rating_min = conf->rating_min;
     p->limits.rating_max = conf->rating_max;
     p->limits.max_bytes = RS_EVENT_MAX_BYTES_DEFAULT;
@@ -151,12 +153,40 @@ static rs_err_t over_capacity(struct rs_pipeline *p, const char *what)
     return RS_EFULL;
 }
 
+/* Eviction: the user leaves the id map, the model, its history and recent items. */
+static void evict_user(struct rs_pipeline *p, uint32_t u)
+{
+    rs_idmap_remove(p->users, u);
+    rs_model_forget_user(p->model, u);
+    rs_history_clear(p->history, u);
+    rs_neighbors_forget(p->neighbors, u);
+    p->stats.users_evicted++;
+}
+
+/* Evicts users idle past the TTL at event time now_ms (a few per event at most). */
+static void evict_idle(struct rs_pipeline *p, int64_t now_ms)
+{
+    int64_t last, ttl_ms = p->conf->idle_user_ttl_s * 1000;
+    uint32_t v;
+    for (int n = 0; ttl_ms > 0 && n < 4; n++) {
+        v = rs_model_lru_user(p->model, &last);
+        if (v == RS_NONE || now_ms - last <= ttl_ms) break;
+        evict_user(p, v);
+    }
+}
+
 rs_err_t rs_pipeline_apply(struct rs_pipeline *p, const struct rs_event *ev)
 {
-    uint32_t u, i;
+    uint32_t u, i, v;
     rs_err_t err;
 
+    evict_idle(p, ev->ts_ms);
     err = rs_idmap_intern(p->users, ev->user, ev->user_len, &u, NULL);
+    if (err == RS_EFULL && p->conf->evict_when_full &&
+        (v = rs_model_lru_user(p->model, NULL)) != RS_NONE) {
+        evict_user(p, v);
+        err = rs_idmap_intern(p->users, ev->user, ev->user_len, &u, NULL);
+    }
     if (err == RS_EFULL) return over_capacity(p, "max_users");
     if (err) return err;
 
@@ -174,6 +204,7 @@ rs_err_t rs_pipeline_apply(struct rs_pipeline *p, const struct rs_event *ev)
     err = rs_model_ensure(p->model, u, i);
     if (err == RS_EFULL) return over_capacity(p, "model bounds");
     if (err) return err;
+    rs_model_touch_user(p->model, u, ev->ts_ms);
 
     if (ev->type == RS_EVENT_RATE)
         rs_model_update_rate(p->model, u, i, ev->value);
@@ -257,6 +288,7 @@ static rs_err_t queue_user(struct rs_pipeline *p, uint32_t user,
     const char *name = rs_idmap_name(p->users, user, &name_len);
     rs_err_t err;
 
+    if (!name) return RS_OK; /* evicted since it was marked */
     if ((err = build_key(p, "rec:", name, name_len))) return err;
     rs_history_items(p->history, user, &history_len);
     if (history_len == 0) {
