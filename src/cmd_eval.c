@@ -22,7 +22,7 @@ static void usage(FILE *out)
         "usage: recstream eval [-c FILE] --input PATH [--folds K] [--epochs E]\n"
         "                      [--seed S] [--export-folds DIR] [--json]\n"
         "       recstream eval [-c FILE] --prequential --input PATH [--top-n N]\n"
-        "                      [--model default|isgd|popularity] [--json]\n"
+        "                      [--model M] [--json]\n"
         "       (both: [--implicit-threshold V] [--set section.key=value]...)\n"
         "\n"
         "Cross-validation (the default): the ratings are shuffled with the seed and\n"
@@ -33,9 +33,15 @@ static void usage(FILE *out)
         "Prequential: the events are replayed in time order (ties in file order);\n"
         "each is first predicted (RMSE over ratings) and ranked for (is the item\n"
         "among the top N items the user has not had yet: recall@N and NDCG@N),\n"
-        "then learnt. --model picks the recstream model or a baseline: isgd (plain\n"
-        "positive-only SGD, same k, learning rate and regularisation) or popularity\n"
-        "(time-decayed counts, neighbors.half_life_s).\n"
+        "then learnt. --model picks what is ranked:\n"
+        "  default     what recstream serves: every event goes through the daemon's\n"
+        "              pipeline and the list is the [ranking] blend of the model,\n"
+        "              the item neighbours and popularity (with --top-n 0 only the\n"
+        "              rating model is exercised, so the fast `mf` path is used)\n"
+        "  mf          the factorisation model alone (its scores b_i + p_u.q_i)\n"
+        "  neighbors   the pipeline ranking by item neighbours alone\n"
+        "  isgd        plain positive-only SGD (same k, learning rate, regularisation)\n"
+        "  popularity  time-decayed counts (neighbors.half_life_s)\n"
         "\n"
         "  -c, --config FILE          configuration file (model hyperparameters)\n"
         "  -i, --input PATH           events (any layout `replay` reads)\n"
@@ -48,7 +54,7 @@ static void usage(FILE *out)
         "      --prequential          test-then-train replay in time order\n"
         "      --top-n N              list length for recall/NDCG; 0: skip ranking\n"
         "                             (default 20)\n"
-        "      --model M              default, isgd or popularity\n"
+        "      --model M              default, mf, neighbors, isgd or popularity\n"
         "      --implicit-threshold V ratings >= V become plays, others are dropped\n"
         "      --set S.K=V            override one configuration key\n"
         "      --json                 print one JSON object\n"
@@ -210,7 +216,8 @@ int rs_cmd_eval(int argc, char **argv)
             break;
         case 'm':
             model_name = optarg;
-            if (strcmp(optarg, "default") == 0)
+            if (strcmp(optarg, "default") == 0 || strcmp(optarg, "neighbors") == 0 ||
+                strcmp(optarg, "mf") == 0)
                 model = RS_EVAL_DEFAULT;
             else if (strcmp(optarg, "isgd") == 0)
                 model = RS_EVAL_ISGD;
@@ -273,9 +280,23 @@ int rs_cmd_eval(int argc, char **argv)
                 (unsigned long long)d.bad_records);
     if (preq) {
         struct rs_eval_preq r;
+        rs_err_t err;
+        int via_pipeline = top_n > 0 && (strcmp(model_name, "default") == 0 ||
+                                         strcmp(model_name, "neighbors") == 0);
         rs_eval_sort_by_time(&d);
-        if (rs_eval_prequential(&d, &mp, model, (int)top_n, conf->neighbors_half_life_s,
-                                &r, errstr, sizeof(errstr)) != RS_OK) {
+        if (via_pipeline) {
+            char set[64];
+            struct rs_rank_weights w = {(float)conf->mf_weight, (float)conf->neighbor_weight,
+                                        (float)conf->popularity_weight};
+            if (strcmp(model_name, "neighbors") == 0) w = (struct rs_rank_weights){0, 1, 0};
+            snprintf(set, sizeof(set), "ranking.top_n=%ld", top_n);
+            rs_config_set(conf, set, errstr, sizeof(errstr));
+            err = rs_eval_prequential_pipeline(&d, conf, &w, &r, errstr, sizeof(errstr));
+        } else {
+            err = rs_eval_prequential(&d, &mp, model, (int)top_n, conf->neighbors_half_life_s,
+                                      &r, errstr, sizeof(errstr));
+        }
+        if (err != RS_OK) {
             fprintf(stderr, "recstream eval: %s\n", errstr);
             goto out;
         }

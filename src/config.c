@@ -181,7 +181,7 @@ static const struct opt opts[] = {
             "half-life of co-occurrence and popularity weights, seconds"),
 
     INT("ranking", "top_n", top_n, "20", 1, 1000, "items in each published list"),
-    DBL("ranking", "mf_weight", mf_weight, "0.05", 0, 1000,
+    DBL("ranking", "mf_weight", mf_weight, "0.2", 0, 1000,
         "weight of the matrix-factorisation score"),
     DBL("ranking", "neighbor_weight", neighbor_weight, "1.0", 0, 1000,
         "weight of the item-neighbour score"),

@@ -14,8 +14,10 @@
 #include <stdint.h>
 
 #include "recstream/common.h"
+#include "recstream/config.h"
 #include "recstream/idmap.h"
 #include "recstream/model.h"
+#include "recstream/ranker.h"
 
 /* One event with dense ids. */
 struct rs_eval_event {
@@ -96,5 +98,20 @@ rs_err_t rs_eval_prequential(const struct rs_eval_data *d,
                              const struct rs_model_params *params,
                              enum rs_eval_model model, int top_n, double half_life_s,
                              struct rs_eval_preq *out, char *errstr, size_t errstr_size);
+
+/*
+ * The same replay through the daemon's own pipeline (model, neighbours,
+ * popularity, histories, eviction: everything `recstream run` does per
+ * event, without Redis), ranking with the blend weights w: what a user of
+ * recstream is served. An event counts as ranked by the same rule as above
+ * (the user has history, the item is new to them) and is a hit when the item
+ * is in the user's list of conf->top_n; the rating of a rate event is
+ * predicted by the pipeline's model. conf is borrowed.
+ */
+rs_err_t rs_eval_prequential_pipeline(const struct rs_eval_data *d,
+                                      const struct rs_config *conf,
+                                      const struct rs_rank_weights *w,
+                                      struct rs_eval_preq *out, char *errstr,
+                                      size_t errstr_size);
 
 #endif
