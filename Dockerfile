@@ -3,7 +3,7 @@
 FROM debian:12-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config librdkafka-dev libhiredis-dev libmsgpack-dev \
-      libopenblas-dev libinih-dev libjansson-dev libcmocka-dev \
+      libopenblas-dev libinih-dev libjansson-dev libcmocka-dev libxxhash-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -11,7 +11,7 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j --t
 
 FROM debian:12-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
-      librdkafka1 libhiredis0.14 libmsgpackc2 libopenblas0 libinih1 libjansson4 \
+      librdkafka1 libhiredis0.14 libmsgpackc2 libopenblas0 libinih1 libjansson4 libxxhash0 \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/recstream /usr/local/bin/recstream
 COPY config/recstream.conf /etc/recstream/recstream.conf

@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config
   librdkafka-dev libhiredis-dev libmsgpack-dev libopenblas-dev
-  libinih-dev libjansson-dev libcmocka-dev
+  libinih-dev libjansson-dev libcmocka-dev libxxhash-dev
   redis-server
   openjdk-17-jre-headless maven
 )
