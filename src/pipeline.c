@@ -560,9 +560,15 @@ static rs_err_t load_popularity(struct rs_pipeline *to, struct rs_reader *r)
 static rs_err_t save_user_events(const struct rs_pipeline *p, struct rs_writer *w)
 {
     uint32_t n = rs_idmap_count(p->users);
+    size_t have = n < p->user_events_cap ? n : p->user_events_cap;
     rs_err_t err = rs_write_u32(w, n);
+    uint32_t zero = 0;
+
     if (err || n == 0) return err;
-    return w->write(w->ctx, p->user_events, (size_t)n * sizeof(uint32_t));
+    if ((err = w->write(w->ctx, p->user_events, have * sizeof(uint32_t)))) return err;
+    /* A user interned just before the counter could grow (ENOMEM) has 0. */
+    for (size_t u = have; u < n && !err; u++) err = w->write(w->ctx, &zero, sizeof(zero));
+    return err;
 }
 
 static rs_err_t load_user_events(struct rs_pipeline *to, struct rs_reader *r)
