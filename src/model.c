@@ -26,9 +26,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "recstream/serial.h"
+
 #define MIN_ROWS 16u
 #define PLAY_CONF_MAX 4.0f
 #define MAX_FACTORS 4096
+#define MAX_NEGATIVES 1000
 
 struct rs_model {
     struct rs_model_params params;
@@ -133,7 +136,7 @@ static int params_ok(const struct rs_model_params *pa)
            isfinite(pa->regularization) && pa->regularization >= 0.0f &&
            isfinite(pa->init_std) && pa->init_std >= 0.0f && isfinite(pa->rating_min) &&
            isfinite(pa->rating_max) && pa->rating_min < pa->rating_max &&
-           pa->negatives >= 0 && pa->max_users >= 1 && pa->max_users < RS_NONE &&
+           pa->negatives >= 0 && pa->negatives <= MAX_NEGATIVES && pa->max_users >= 1 && pa->max_users < RS_NONE &&
            pa->max_items >= 1 && pa->max_items < RS_NONE;
 }
 
@@ -348,4 +351,126 @@ const float *rs_model_item_biases(const struct rs_model *m)
 uint64_t rs_model_events(const struct rs_model *m)
 {
     return m->events;
+}
+
+/* ---- snapshots ---- */
+
+#define MODEL_FORMAT 1u
+
+static rs_err_t put(struct rs_writer *w, const void *p, size_t n)
+{
+    return n ? w->write(w->ctx, p, n) : RS_OK;
+}
+
+static rs_err_t get(struct rs_reader *r, void *p, size_t n)
+{
+    return n ? r->read(r->ctx, p, n) : RS_OK;
+}
+
+/*
+ * Format: a version word, the parameters field by field, the counters, the
+ * PRNG state, then P, b_u, Q, b_i for the rows in use. Fixed-width fields in
+ * the machine's byte order (little-endian on every supported target).
+ */
+rs_err_t rs_model_save(const struct rs_model *m, struct rs_writer *w)
+{
+    const struct rs_model_params *pa = &m->params;
+    int32_t factors = pa->factors, negatives = pa->negatives, has_spare = m->has_spare;
+    size_t k = (size_t)m->k;
+    rs_err_t err;
+
+    if ((err = rs_write_u32(w, MODEL_FORMAT)) || (err = put(w, &factors, 4)) ||
+        (err = put(w, &pa->learning_rate, 4)) || (err = put(w, &pa->regularization, 4)) ||
+        (err = put(w, &pa->init_std, 4)) || (err = put(w, &pa->rating_min, 4)) ||
+        (err = put(w, &pa->rating_max, 4)) || (err = put(w, &negatives, 4)) ||
+        (err = rs_write_u64(w, pa->seed)) || (err = rs_write_u32(w, pa->max_users)) ||
+        (err = rs_write_u32(w, pa->max_items)) || (err = rs_write_u32(w, m->n_users)) ||
+        (err = rs_write_u32(w, m->n_items)) || (err = put(w, &m->mu, 8)) ||
+        (err = rs_write_u64(w, m->n_ratings)) || (err = rs_write_u64(w, m->events)) ||
+        (err = put(w, m->rng, sizeof(m->rng))) || (err = put(w, &m->spare_normal, 8)) ||
+        (err = put(w, &has_spare, 4)))
+        return err;
+    if ((err = put(w, m->P, (size_t)m->n_users * k * sizeof(float))) ||
+        (err = put(w, m->bu, (size_t)m->n_users * sizeof(float))) ||
+        (err = put(w, m->Q, (size_t)m->n_items * k * sizeof(float))) ||
+        (err = put(w, m->bi, (size_t)m->n_items * sizeof(float))))
+        return err;
+    return RS_OK;
+}
+
+struct rs_model *rs_model_load(struct rs_reader *r, rs_err_t *err)
+{
+    struct rs_model_params pa;
+    struct rs_model *m = NULL;
+    uint32_t format, n_users, n_items;
+    int32_t factors, negatives, has_spare;
+    double mu, spare;
+    uint64_t n_ratings, events, rng[4];
+
+    memset(&pa, 0, sizeof(pa));
+    if ((*err = rs_read_u32(r, &format)))
+        return NULL;
+    if (format != MODEL_FORMAT) {
+        *err = RS_ECORRUPT;
+        return NULL;
+    }
+    if ((*err = get(r, &factors, 4)) || (*err = get(r, &pa.learning_rate, 4)) ||
+        (*err = get(r, &pa.regularization, 4)) || (*err = get(r, &pa.init_std, 4)) ||
+        (*err = get(r, &pa.rating_min, 4)) || (*err = get(r, &pa.rating_max, 4)) ||
+        (*err = get(r, &negatives, 4)) || (*err = rs_read_u64(r, &pa.seed)) ||
+        (*err = rs_read_u32(r, &pa.max_users)) || (*err = rs_read_u32(r, &pa.max_items)) ||
+        (*err = rs_read_u32(r, &n_users)) || (*err = rs_read_u32(r, &n_items)) ||
+        (*err = get(r, &mu, 8)) || (*err = rs_read_u64(r, &n_ratings)) ||
+        (*err = rs_read_u64(r, &events)) || (*err = get(r, rng, sizeof(rng))) ||
+        (*err = get(r, &spare, 8)) || (*err = get(r, &has_spare, 4)))
+        return NULL;
+    pa.factors = factors;
+    pa.negatives = negatives;
+    if (!params_ok(&pa) || n_users > pa.max_users || n_items > pa.max_items ||
+        !isfinite(mu) || !isfinite(spare) || (has_spare != 0 && has_spare != 1) ||
+        (rng[0] | rng[1] | rng[2] | rng[3]) == 0) {
+        *err = RS_ECORRUPT;
+        return NULL;
+    }
+    /* Both matrices and bias vectors must fit in what is left. */
+    uint64_t need = ((uint64_t)n_users + n_items) * ((uint64_t)factors + 1) * sizeof(float);
+    if (need > r->remaining(r->ctx)) {
+        *err = RS_ECORRUPT;
+        return NULL;
+    }
+    m = rs_model_create(&pa);
+    if (m == NULL) {
+        *err = RS_ENOMEM;
+        return NULL;
+    }
+    size_t k = (size_t)factors;
+    if ((n_users && grow(&m->P, &m->bu, &m->cap_users, n_users, pa.max_users, m->k)) ||
+        (n_items && grow(&m->Q, &m->bi, &m->cap_items, n_items, pa.max_items, m->k))) {
+        *err = RS_ENOMEM;
+        goto fail;
+    }
+    if ((*err = get(r, m->P, (size_t)n_users * k * sizeof(float))) ||
+        (*err = get(r, m->bu, (size_t)n_users * sizeof(float))) ||
+        (*err = get(r, m->Q, (size_t)n_items * k * sizeof(float))) ||
+        (*err = get(r, m->bi, (size_t)n_items * sizeof(float))))
+        goto fail;
+    m->n_users = n_users;
+    m->n_items = n_items;
+    m->mu = mu;
+    m->n_ratings = n_ratings;
+    m->events = events;
+    memcpy(m->rng, rng, sizeof(rng));
+    m->spare_normal = spare;
+    m->has_spare = has_spare;
+    *err = RS_OK;
+    return m;
+
+fail:
+    rs_model_destroy(m);
+    return NULL;
+}
+
+const struct rs_model_params *rs_model_get_params(const struct rs_model *m)
+{
+    return &m->params;
 }

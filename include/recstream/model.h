@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "recstream/common.h"
+#include "recstream/serial.h"
 
 struct rs_model_params {
     int factors;          /* k */
@@ -67,5 +68,17 @@ const float *rs_model_item_biases(const struct rs_model *m); /* items */
 
 /* Events applied so far. */
 uint64_t rs_model_events(const struct rs_model *m);
+
+/* The parameters the model runs with (borrowed). */
+const struct rs_model_params *rs_model_get_params(const struct rs_model *m);
+
+/*
+ * Snapshot: parameters, every row, the counters and the PRNG state, so a
+ * loaded model predicts the same and, fed the same events, trains to the same
+ * bits as the model that was saved. Load returns NULL with *err RS_ECORRUPT
+ * on any inconsistent or truncated input, RS_ENOMEM, or the reader's error.
+ */
+rs_err_t rs_model_save(const struct rs_model *m, struct rs_writer *w);
+struct rs_model *rs_model_load(struct rs_reader *r, rs_err_t *err);
 
 #endif

@@ -45,7 +45,7 @@ static int check_lists(const struct opts *o, struct rs_idmap *users, struct rs_i
                        struct rs_history *h)
 {
     redisContext *c = redisConnect("127.0.0.1", o->redis_port);
-    uint32_t n_users = rs_idmap_count(users), lists = 0, entries = 0;
+    uint32_t n_users = rs_idmap_span(users), lists = 0, entries = 0;
 
     if (!c || c->err) {
         fprintf(stderr, "FAIL: redis connect: %s\n", c ? c->errstr : "oom");

@@ -12,7 +12,49 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <stdlib.h>
+
 #include "recstream/idmap.h"
+
+/* An in-memory snapshot section. */
+struct mem {
+    char *buf;
+    size_t len, cap, pos;
+};
+
+static rs_err_t mem_write(void *ctx, const void *buf, size_t len)
+{
+    struct mem *m = ctx;
+    if (m->len + len > m->cap) {
+        size_t cap = m->cap ? m->cap : 4096;
+        while (cap < m->len + len)
+            cap *= 2;
+        char *nb = realloc(m->buf, cap);
+        if (nb == NULL)
+            return RS_ENOMEM;
+        m->buf = nb;
+        m->cap = cap;
+    }
+    memcpy(m->buf + m->len, buf, len);
+    m->len += len;
+    return RS_OK;
+}
+
+static rs_err_t mem_read(void *ctx, void *buf, size_t len)
+{
+    struct mem *m = ctx;
+    if (m->pos + len > m->len)
+        return RS_ECORRUPT;
+    memcpy(buf, m->buf + m->pos, len);
+    m->pos += len;
+    return RS_OK;
+}
+
+static uint64_t mem_remaining(void *ctx)
+{
+    struct mem *m = ctx;
+    return m->len - m->pos;
+}
 
 static void assert_name(const struct rs_idmap *map, uint32_t idx, const char *id, size_t len)
 {
@@ -222,6 +264,188 @@ static void test_name_out_of_range_is_null(void **state)
     rs_idmap_destroy(NULL);
 }
 
+static void test_removed_index_is_reused_and_others_stay_found(void **state)
+{
+    (void)state;
+    struct rs_idmap *map = rs_idmap_create(1000);
+    assert_non_null(map);
+    char buf[32];
+    for (uint32_t i = 0; i < 1000; i++) {
+        int n = snprintf(buf, sizeof(buf), "u%u", i);
+        uint32_t idx;
+        assert_int_equal(rs_idmap_intern(map, buf, (size_t)n, &idx, NULL), RS_OK);
+    }
+    assert_int_equal(rs_idmap_intern(map, "new", 3, &(uint32_t){0}, NULL), RS_EFULL);
+    /* Remove every third id: the rest must still be found (backward shift kept runs whole). */
+    for (uint32_t i = 0; i < 1000; i += 3)
+        assert_int_equal(rs_idmap_remove(map, i), RS_OK);
+    assert_int_equal(rs_idmap_remove(map, 0), RS_ENOENT);
+    assert_int_equal(rs_idmap_remove(map, 5000), RS_ENOENT);
+    assert_int_equal(rs_idmap_count(map), 1000 - 334);
+    assert_int_equal(rs_idmap_span(map), 1000);
+    for (uint32_t i = 0; i < 1000; i++) {
+        int n = snprintf(buf, sizeof(buf), "u%u", i);
+        uint32_t idx = RS_NONE;
+        if (i % 3 == 0) {
+            assert_int_equal(rs_idmap_find(map, buf, (size_t)n, &idx), RS_ENOENT);
+            assert_null(rs_idmap_name(map, i, NULL));
+        } else {
+            assert_int_equal(rs_idmap_find(map, buf, (size_t)n, &idx), RS_OK);
+            assert_int_equal(idx, i);
+        }
+    }
+    /* New ids take the freed indices, most recently freed first; the span does not grow. */
+    uint32_t idx;
+    int created = 0;
+    assert_int_equal(rs_idmap_intern(map, "fresh-a", 7, &idx, &created), RS_OK);
+    assert_int_equal(created, 1);
+    assert_int_equal(idx, 999);
+    assert_int_equal(rs_idmap_intern(map, "fresh-b", 7, &idx, NULL), RS_OK);
+    assert_int_equal(idx, 996);
+    assert_name(map, 999, "fresh-a", 7);
+    assert_int_equal(rs_idmap_span(map), 1000);
+    rs_idmap_destroy(map);
+}
+
+/* A long stream of distinct ids through a small map: memory stays flat. */
+static void test_churn_keeps_memory_bounded(void **state)
+{
+    (void)state;
+    struct rs_idmap *map = rs_idmap_create(512);
+    assert_non_null(map);
+    char buf[64];
+    size_t peak_after_fill = 0;
+    for (uint32_t i = 0; i < 300000; i++) {
+        int n = snprintf(buf, sizeof(buf), "a-rather-long-user-name-%u", i);
+        uint32_t idx;
+        rs_err_t err = rs_idmap_intern(map, buf, (size_t)n, &idx, NULL);
+        if (err == RS_EFULL) {
+            /* evict the id interned 512 ids ago */
+            int m = snprintf(buf, sizeof(buf), "a-rather-long-user-name-%u", i - 512);
+            uint32_t old;
+            assert_int_equal(rs_idmap_find(map, buf, (size_t)m, &old), RS_OK);
+            assert_int_equal(rs_idmap_remove(map, old), RS_OK);
+            n = snprintf(buf, sizeof(buf), "a-rather-long-user-name-%u", i);
+            err = rs_idmap_intern(map, buf, (size_t)n, &idx, NULL);
+        }
+        assert_int_equal(err, RS_OK);
+        assert_true(idx < 512);
+        if (i == 2000)
+            peak_after_fill = rs_idmap_bytes(map);
+        if (i > 2000)
+            assert_true(rs_idmap_bytes(map) <= 2 * peak_after_fill);
+    }
+    /* The last 512 are all there. */
+    for (uint32_t i = 300000 - 512; i < 300000; i++) {
+        int n = snprintf(buf, sizeof(buf), "a-rather-long-user-name-%u", i);
+        assert_int_equal(rs_idmap_find(map, buf, (size_t)n, NULL), RS_OK);
+    }
+    rs_idmap_destroy(map);
+}
+
+static void test_save_load_round_trip_keeps_indices_and_free_list(void **state)
+{
+    (void)state;
+    struct rs_idmap *map = rs_idmap_create(0);
+    assert_non_null(map);
+    char buf[32];
+    uint32_t idx;
+    for (uint32_t i = 0; i < 5000; i++) {
+        int n = snprintf(buf, sizeof(buf), "id-%u", i);
+        assert_int_equal(rs_idmap_intern(map, buf, (size_t)n, &idx, NULL), RS_OK);
+    }
+    for (uint32_t i = 7; i < 5000; i += 11)
+        assert_int_equal(rs_idmap_remove(map, i), RS_OK);
+    struct mem m = {0};
+    struct rs_writer w = {mem_write, &m};
+    struct rs_reader r = {mem_read, mem_remaining, &m};
+    assert_int_equal(rs_idmap_save(map, &w), RS_OK);
+    rs_err_t err = RS_EIO;
+    struct rs_idmap *back = rs_idmap_load(&r, &err);
+    assert_int_equal(err, RS_OK);
+    assert_non_null(back);
+    assert_int_equal(mem_remaining(&m), 0);
+    assert_int_equal(rs_idmap_count(back), rs_idmap_count(map));
+    assert_int_equal(rs_idmap_span(back), rs_idmap_span(map));
+    for (uint32_t i = 0; i < 5000; i++) {
+        int n = snprintf(buf, sizeof(buf), "id-%u", i);
+        uint32_t a = RS_NONE, b = RS_NONE;
+        assert_int_equal(rs_idmap_find(map, buf, (size_t)n, &a),
+                         rs_idmap_find(back, buf, (size_t)n, &b));
+        assert_int_equal(a, b);
+    }
+    /* New ids land on the same indices in both. */
+    for (uint32_t i = 0; i < 600; i++) {
+        int n = snprintf(buf, sizeof(buf), "later-%u", i);
+        uint32_t a, b;
+        assert_int_equal(rs_idmap_intern(map, buf, (size_t)n, &a, NULL), RS_OK);
+        assert_int_equal(rs_idmap_intern(back, buf, (size_t)n, &b, NULL), RS_OK);
+        assert_int_equal(a, b);
+    }
+    rs_idmap_destroy(back);
+    rs_idmap_destroy(map);
+    free(m.buf);
+}
+
+/* Every truncation and many single-byte corruptions: load fails cleanly or loads a valid map. */
+static void test_load_rejects_truncated_and_corrupt_input(void **state)
+{
+    (void)state;
+    struct rs_idmap *map = rs_idmap_create(0);
+    assert_non_null(map);
+    char buf[32];
+    uint32_t idx;
+    for (uint32_t i = 0; i < 40; i++) {
+        int n = snprintf(buf, sizeof(buf), "x%u", i);
+        assert_int_equal(rs_idmap_intern(map, buf, (size_t)n, &idx, NULL), RS_OK);
+    }
+    assert_int_equal(rs_idmap_remove(map, 3), RS_OK);
+    assert_int_equal(rs_idmap_remove(map, 17), RS_OK);
+    struct mem m = {0};
+    struct rs_writer w = {mem_write, &m};
+    assert_int_equal(rs_idmap_save(map, &w), RS_OK);
+    size_t full = m.len;
+    for (size_t cut = 0; cut < full; cut++) {
+        struct mem t = {m.buf, cut, cut, 0};
+        struct rs_reader r = {mem_read, mem_remaining, &t};
+        rs_err_t err = RS_OK;
+        assert_null(rs_idmap_load(&r, &err));
+        assert_int_not_equal(err, RS_OK);
+    }
+    char *copy = malloc(full);
+    assert_non_null(copy);
+    for (size_t at = 0; at < full; at++)
+        for (int bit = 0; bit < 8; bit += 3) {
+            memcpy(copy, m.buf, full);
+            copy[at] ^= (char)(1 << bit);
+            struct mem t = {copy, full, full, 0};
+            struct rs_reader r = {mem_read, mem_remaining, &t};
+            rs_err_t err = RS_OK;
+            struct rs_idmap *got = rs_idmap_load(&r, &err);
+            assert_true((got == NULL) == (err != RS_OK));
+            if (got != NULL) /* a name byte changed: still a usable map */
+                assert_int_equal(rs_idmap_intern(got, "probe", 5, &idx, NULL), RS_OK);
+            rs_idmap_destroy(got);
+        }
+    /* Duplicate names are corrupt. */
+    struct rs_idmap *dup = rs_idmap_create(0);
+    assert_int_equal(rs_idmap_intern(dup, "aa", 2, &idx, NULL), RS_OK);
+    assert_int_equal(rs_idmap_intern(dup, "ab", 2, &idx, NULL), RS_OK);
+    struct mem d = {0};
+    struct rs_writer dw = {mem_write, &d};
+    assert_int_equal(rs_idmap_save(dup, &dw), RS_OK);
+    d.buf[d.len - 1] = 'a';
+    struct rs_reader dr = {mem_read, mem_remaining, &d};
+    rs_err_t err = RS_OK;
+    assert_null(rs_idmap_load(&dr, &err));
+    assert_int_equal(err, RS_ECORRUPT);
+    rs_idmap_destroy(dup);
+    free(d.buf);
+    free(copy);
+    free(m.buf);
+    rs_idmap_destroy(map);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -234,6 +458,10 @@ int main(void)
         cmocka_unit_test(test_rejects_empty_and_overlong_ids),
         cmocka_unit_test(test_growth_keeps_indices_stable),
         cmocka_unit_test(test_name_out_of_range_is_null),
+        cmocka_unit_test(test_removed_index_is_reused_and_others_stay_found),
+        cmocka_unit_test(test_churn_keeps_memory_bounded),
+        cmocka_unit_test(test_save_load_round_trip_keeps_indices_and_free_list),
+        cmocka_unit_test(test_load_rejects_truncated_and_corrupt_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
