@@ -102,9 +102,10 @@ static void print_text(const struct rs_snapshot *snap, const struct rs_pipeline 
     }
     if (user_events) {
         const struct rs_idmap *users = rs_pipeline_users(p);
-        for (uint32_t u = 0; u < rs_idmap_count(users); u++) {
+        for (uint32_t u = 0; u < rs_idmap_span(users); u++) {
             size_t len;
             const char *name = rs_idmap_name(users, u, &len);
+            if (!name) continue; /* a removed user's free index */
             printf("user %.*s %u\n", (int)len, name, rs_pipeline_user_events(p, u));
         }
     }
@@ -156,9 +157,10 @@ static int print_json(const struct rs_snapshot *snap, const struct rs_pipeline *
         if (user_events) {
             const struct rs_idmap *users = rs_pipeline_users(p);
             json_t *ue = json_object();
-            for (uint32_t u = 0; u < rs_idmap_count(users); u++) {
+            for (uint32_t u = 0; u < rs_idmap_span(users); u++) {
                 size_t len;
                 const char *name = rs_idmap_name(users, u, &len);
+                if (!name) continue; /* a removed user's free index */
                 json_object_setn_new(ue, name, len, json_integer(rs_pipeline_user_events(p, u)));
             }
             json_object_set_new(o, "user_events", ue);

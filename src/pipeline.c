@@ -512,6 +512,51 @@ static rs_err_t load_offsets(struct rs_pipeline *to, struct rs_reader *r)
     return RS_OK;
 }
 
+static rs_err_t save_users(const struct rs_pipeline *p, struct rs_writer *w)
+{
+    return rs_idmap_save(p->users, w);
+}
+
+static rs_err_t load_users(struct rs_pipeline *to, struct rs_reader *r)
+{
+    rs_err_t err;
+    struct rs_idmap *map = rs_idmap_load(r, &err);
+    if (!map) return err;
+    rs_idmap_destroy(to->users);
+    to->users = map;
+    return RS_OK;
+}
+
+static rs_err_t save_items(const struct rs_pipeline *p, struct rs_writer *w)
+{
+    return rs_idmap_save(p->items, w);
+}
+
+static rs_err_t load_items(struct rs_pipeline *to, struct rs_reader *r)
+{
+    rs_err_t err;
+    struct rs_idmap *map = rs_idmap_load(r, &err);
+    if (!map) return err;
+    rs_idmap_destroy(to->items);
+    to->items = map;
+    return RS_OK;
+}
+
+static rs_err_t save_model(const struct rs_pipeline *p, struct rs_writer *w)
+{
+    return rs_model_save(p->model, w);
+}
+
+static rs_err_t load_model(struct rs_pipeline *to, struct rs_reader *r)
+{
+    rs_err_t err;
+    struct rs_model *m = rs_model_load(r, &err);
+    if (!m) return err;
+    rs_model_destroy(to->model);
+    to->model = m;
+    return RS_OK;
+}
+
 static rs_err_t save_history(const struct rs_pipeline *p, struct rs_writer *w)
 {
     return rs_history_save(p->history, w);
@@ -559,7 +604,7 @@ static rs_err_t load_popularity(struct rs_pipeline *to, struct rs_reader *r)
 
 static rs_err_t save_user_events(const struct rs_pipeline *p, struct rs_writer *w)
 {
-    uint32_t n = rs_idmap_count(p->users);
+    uint32_t n = rs_idmap_span(p->users);
     size_t have = n < p->user_events_cap ? n : p->user_events_cap;
     rs_err_t err = rs_write_u32(w, n);
     uint32_t zero = 0;
@@ -591,6 +636,9 @@ static const struct section {
 } sections[] = {
     {SECTION_META, "meta", save_meta, load_meta},
     {SECTION_OFFSETS, "offsets", save_offsets, load_offsets},
+    {SECTION_USERS, "users", save_users, load_users},
+    {SECTION_ITEMS, "items", save_items, load_items},
+    {SECTION_MODEL, "model", save_model, load_model},
     {SECTION_HISTORY, "history", save_history, load_history},
     {SECTION_DIRTY, "dirty", save_dirty, load_dirty},
     {SECTION_POPULARITY, "popularity", save_popularity, load_popularity},
@@ -613,8 +661,18 @@ rs_err_t rs_pipeline_snapshot_fill(void *ctx, struct rs_snapshot_writer *sw)
 /* The sections must describe one state: sizes that agree with the id maps. */
 static int consistent(const struct rs_pipeline *to, char *errstr, size_t errstr_size)
 {
-    uint32_t users = rs_idmap_count(to->users), items = rs_idmap_count(to->items);
+    uint32_t users = rs_idmap_span(to->users), items = rs_idmap_span(to->items);
 
+    if (rs_model_factors(to->model) != to->conf->factors) {
+        snprintf(errstr, errstr_size, "the model has %d factors, the header says %d",
+                 rs_model_factors(to->model), to->conf->factors);
+        return 0;
+    }
+    if (rs_model_users(to->model) > users || rs_model_items(to->model) > items) {
+        snprintf(errstr, errstr_size, "the model has %u users and %u items, the id maps %u and %u",
+                 rs_model_users(to->model), rs_model_items(to->model), users, items);
+        return 0;
+    }
     if (rs_popularity_items(to->pop) > items) {
         snprintf(errstr, errstr_size, "popularity holds %u items, the id map %u",
                  rs_popularity_items(to->pop), items);
