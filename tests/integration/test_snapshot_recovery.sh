@@ -8,7 +8,9 @@
 # event counts must equal what was produced. The same stream on a
 # four-partition topic (where interleaving, hence the model, may differ)
 # must end with exactly the produced counts. Needs RS_KAFKA_BROKERS and
-# RS_REDIS_PORT (scripts/test.sh starts both).
+# RS_REDIS_PORT (scripts/test.sh starts both). The kills happen while the
+# stream is still being produced (paced), so they land mid-stream: in start-up,
+# between snapshots and while a snapshot child is writing.
 #   test_snapshot_recovery.sh RECSTREAM_BIN KAFKA_TOPIC_BIN CONFIG
 set -euo pipefail
 
@@ -24,8 +26,10 @@ KILLS4="${RS_RECOVERY_KILLS4:-8}"
 RUN_ID="recovery-$$-$(date +%s)"
 DIR="$(mktemp -d /tmp/recstream-recovery.XXXXXX)"
 PID=""
+PRODUCER=""
 cleanup() {
   [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null || true
+  [ -n "$PRODUCER" ] && kill "$PRODUCER" 2>/dev/null || true
   rm -rf "$DIR"
 }
 trap cleanup EXIT
@@ -110,16 +114,26 @@ jq -s -S 'group_by(.user) | map({key: .[0].user, value: length}) | from_entries'
   "$DIR/events.jsonl" >"$DIR/expected.counts"
 "$MKTOPIC" "$RS_KAFKA_BROKERS" "$RUN_ID-p1" 1
 "$MKTOPIC" "$RS_KAFKA_BROKERS" "$RUN_ID-p4" 4
-for t in p1 p4; do
-  "$RECSTREAM" produce -c "$CONFIG" --set "kafka.brokers=$RS_KAFKA_BROKERS" \
-    --set "kafka.topics=$RUN_ID-$t" --input "$DIR/events.jsonl" 2>>"$DIR/produce.log"
-done
 
+# produce_paced TOPIC SECONDS: the whole stream, spread over about SECONDS, in the background.
+produce_paced() {
+  "$RECSTREAM" produce -c "$CONFIG" --set "kafka.brokers=$RS_KAFKA_BROKERS" \
+    --set "kafka.topics=$1" --input "$DIR/events.jsonl" --rate $((EVENTS / $2)) \
+    >>"$DIR/produce.log" 2>&1 &
+  PRODUCER=$!
+}
+producer_done() {
+  wait "$PRODUCER" || fail "producing failed"
+  PRODUCER=""
+}
+
+echo "== one partition: $KILLS random kill -9 while the stream arrives, then to the end"
+produce_paced "$RUN_ID-p1" $((KILLS * 3 / 4 + 1))
+killloop killed "$RUN_ID-p1" "$KILLS"
+producer_done
+finish killed "$RUN_ID-p1"
 echo "== one partition: reference run without interruption"
 finish ref "$RUN_ID-p1"
-echo "== one partition: $KILLS random kill -9, then to the end"
-killloop killed "$RUN_ID-p1" "$KILLS"
-finish killed "$RUN_ID-p1"
 state_sums ref >"$DIR/ref.sums"
 state_sums killed >"$DIR/killed.sums"
 cat "$DIR/killed.sums"
@@ -130,8 +144,10 @@ echo "identical to the uninterrupted run after $KILLS kills"
 check_counts ref
 check_counts killed
 
-echo "== four partitions: $KILLS4 random kill -9, then to the end"
+echo "== four partitions: $KILLS4 random kill -9 while the stream arrives, then to the end"
+produce_paced "$RUN_ID-p4" $((KILLS4 * 3 / 4 + 1))
 killloop four "$RUN_ID-p4" "$KILLS4"
+producer_done
 finish four "$RUN_ID-p4"
 check_counts four
 echo "PASS"
