@@ -244,7 +244,7 @@ static rs_err_t list_snapshots(const char *dir, char ***names_out, size_t *n_out
         }
         n++;
     }
-    qsort(names, n, sizeof(*names), cmp_desc);
+    if (n > 1) qsort(names, n, sizeof(*names), cmp_desc);
 
 done:
     closedir(d);
