@@ -14,6 +14,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
       librdkafka1 libhiredis0.14 libmsgpackc2 libopenblas0 libinih1 libjansson4 libxxhash0 \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/recstream /usr/local/bin/recstream
+# Transparent huge pages for malloc: snapshots fork, and fork's pause grows with
+# the number of page-table entries (docs/BENCHMARKS.md, "Snapshots").
+ENV GLIBC_TUNABLES=glibc.malloc.hugetlb=1
 COPY config/recstream.conf /etc/recstream/recstream.conf
 VOLUME /var/lib/recstream
 ENTRYPOINT ["recstream"]

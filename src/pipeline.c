@@ -712,6 +712,7 @@ rs_err_t rs_pipeline_snapshot_load(void *ctx, const struct rs_snapshot *snap, ch
     struct rs_snapshot_cursor cur;
     struct rs_reader r;
     rs_err_t err = RS_ENOMEM;
+    uint64_t t0;
 
     if (!to) goto done;
     for (size_t s = 0; s < sizeof(sections) / sizeof(sections[0]); s++) {
@@ -721,8 +722,11 @@ rs_err_t rs_pipeline_snapshot_load(void *ctx, const struct rs_snapshot *snap, ch
             err = RS_ECORRUPT;
             goto done;
         }
+        t0 = rs_mono_ns();
         if (!err) err = sections[s].load(to, &r);
         if (!err && r.remaining(r.ctx) != 0) err = RS_ECORRUPT;
+        rs_debug("snapshot: section '%s' loaded in %.1f ms", sections[s].name,
+                 (rs_mono_ns() - t0) / 1e6);
         if (err) {
             snprintf(errstr, errstr_size, "section '%s': %s", sections[s].name,
                      err == RS_ECORRUPT ? "content does not parse" : rs_err_str(err));

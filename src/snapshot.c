@@ -702,6 +702,7 @@ rs_err_t rs_snapshot_load_newest(const char *dir, const struct rs_snapshot_shape
     size_t n = 0;
     char full[PATH_MAX_LEN], why[512];
     rs_err_t err;
+    uint64_t t0;
 
     remove_temps(dir);
     if ((err = list_snapshots(dir, &names, &n))) {
@@ -714,7 +715,9 @@ rs_err_t rs_snapshot_load_newest(const char *dir, const struct rs_snapshot_shape
     for (size_t i = 0; i < n; i++) {
         struct rs_snapshot *snap;
         snprintf(full, sizeof(full), "%s/%s", dir, names[i]);
+        t0 = rs_mono_ns();
         snap = rs_snapshot_open(full, why, sizeof(why));
+        rs_debug("snapshot: %s read and verified in %.1f ms", full, (rs_mono_ns() - t0) / 1e6);
         if (!snap) {
             rs_error("snapshot %s cannot be read: %s; trying an older one", full, why);
             continue;
@@ -734,8 +737,10 @@ rs_err_t rs_snapshot_load_newest(const char *dir, const struct rs_snapshot_shape
             err = RS_EINVAL;
             break;
         }
+        t0 = rs_mono_ns();
         err = load(ctx, snap, why, sizeof(why));
         rs_snapshot_close(snap);
+        rs_debug("snapshot: state loaded in %.1f ms", (rs_mono_ns() - t0) / 1e6);
         if (err == RS_ECORRUPT) {
             rs_error("snapshot %s does not load: %s; trying an older one", full, why);
             continue;

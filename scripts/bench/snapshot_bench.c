@@ -96,7 +96,7 @@ int main(int argc, char **argv)
     uint64_t events = 0, seed = 1;
     struct stat st;
 
-    rs_log_set_level(RS_LOG_WARN);
+    rs_log_set_level(getenv("RS_BENCH_DEBUG") ? RS_LOG_DEBUG : RS_LOG_WARN);
     snprintf(set, sizeof(set), "model.factors=%d", factors);
     if (rs_config_set(conf, set, errstr, sizeof(errstr))) return 2;
     snprintf(set, sizeof(set), "snapshot.keep=2");
