@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "recstream/cli.h"
 #include "recstream/kafka.h"
@@ -202,7 +203,7 @@ int rs_cmd_run(int argc, char **argv)
     struct rs_kafka *kc = NULL;
     struct snap_state ss;
     char errstr[512], path[4096];
-    int opt, rc = RS_EXIT_RUNTIME;
+    int opt, rc = RS_EXIT_RUNTIME, lock_fd = -1;
     uint64_t last_stats, deadline;
     rs_err_t err;
     struct sigaction sa;
@@ -240,6 +241,7 @@ int rs_cmd_run(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* over a file size limit a snapshot fails (EFBIG), loudly */
 
     redis = rs_redis_create(conf);
     if (!redis) goto out;
@@ -252,6 +254,12 @@ int rs_cmd_run(int argc, char **argv)
         goto out;
     }
     ss.p = p;
+    lock_fd = rs_snapshot_lock_dir(conf->snapshot_dir, errstr, sizeof(errstr));
+    if (lock_fd < 0) {
+        fprintf(stderr, "recstream: %s\n", errstr);
+        rc = RS_EXIT_USAGE;
+        goto out;
+    }
     err = rs_snapshot_load_newest(conf->snapshot_dir, &ss.shape, rs_pipeline_snapshot_load, p,
                                   path, sizeof(path), errstr, sizeof(errstr));
     if (err == RS_OK) {
@@ -327,5 +335,6 @@ out:
     rs_pipeline_destroy(p);
     rs_redis_destroy(redis);
     rs_config_destroy(conf);
+    if (lock_fd >= 0) close(lock_fd);
     return rc;
 }

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -312,7 +313,8 @@ rs_err_t rs_snapshot_write(const char *dir, int keep, const struct rs_snapshot_s
     if (n > 0) seq = snapshot_seq(names[0]) + 1;
     free_names(names, n);
     snprintf(final, sizeof(final), "%s/snap-%016llx.rsnap", dir, (unsigned long long)seq);
-    snprintf(tmp, sizeof(tmp), "%s/.snap-%016llx.rsnap.tmp", dir, (unsigned long long)seq);
+    snprintf(tmp, sizeof(tmp), "%s/.snap-%016llx.rsnap.%d.tmp", dir, (unsigned long long)seq,
+             (int)getpid());
 
     step = "creating the temp file";
     sw->fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -366,6 +368,37 @@ cleanup:
     return err;
 }
 
+/* The directory lock this process holds: a writer child closes its copy, so a
+ * restart after the parent died never waits for a dying child. */
+static int held_lock_fd = -1;
+
+int rs_snapshot_lock_dir(const char *dir, char *errstr, size_t errstr_size)
+{
+    char path[PATH_MAX_LEN];
+    int fd;
+
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(errstr, errstr_size, "creating %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    snprintf(path, sizeof(path), "%s/LOCK", dir);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(errstr, errstr_size, "opening %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf(errstr, errstr_size,
+                 "%s is in use by another recstream process (%s); each instance needs its "
+                 "own [snapshot] dir",
+                 dir, errno == EWOULDBLOCK ? "locked" : strerror(errno));
+        close(fd);
+        return -1;
+    }
+    held_lock_fd = fd;
+    return fd;
+}
+
 /* ---- background writing ----------------------------------------------- */
 
 rs_err_t rs_snapshot_bg_start(const char *dir, int keep, const struct rs_snapshot_shape *shape,
@@ -383,6 +416,7 @@ rs_err_t rs_snapshot_bg_start(const char *dir, int keep, const struct rs_snapsho
     /* The child: only this thread exists here, and it touches nothing but
      * its frozen copy of the state and the snapshot file. It dies with the
      * parent, so a killed daemon never leaves a writer behind. */
+    if (held_lock_fd >= 0) close(held_lock_fd);
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
     prctl(PR_SET_PDEATHSIG, SIGKILL);

@@ -66,6 +66,13 @@ rs_err_t rs_snapshot_write(const char *dir, int keep, const struct rs_snapshot_s
                            rs_snapshot_fill_t fill, void *ctx, char *path, size_t path_size,
                            char *errstr, size_t errstr_size);
 
+/*
+ * Takes an exclusive lock on dir (creating it), so two processes never write
+ * snapshots into one directory. Returns the lock's file descriptor (held until
+ * closed or the process dies), or -1 with errstr filled.
+ */
+int rs_snapshot_lock_dir(const char *dir, char *errstr, size_t errstr_size);
+
 /* ---- background writing (fork, as Redis BGSAVE) ----------------------- */
 
 /*

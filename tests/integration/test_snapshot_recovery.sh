@@ -7,7 +7,10 @@
 # model, histories, popularity, event counts and offsets), and the per-user
 # event counts must equal what was produced. The same stream on a
 # four-partition topic (where interleaving, hence the model, may differ)
-# must end with exactly the produced counts. Needs RS_KAFKA_BROKERS and
+# must end with exactly the produced counts. A run whose snapshots cannot be
+# written (file size limit standing in for a full disk) keeps consuming,
+# commits nothing and exits 1; the next run still ends with exact counts. A
+# snapshot of another shape is refused with exit 2. Needs RS_KAFKA_BROKERS and
 # RS_REDIS_PORT (scripts/test.sh starts both). The kills happen while the
 # stream is still being produced (paced), so they land mid-stream: in start-up,
 # between snapshots and while a snapshot child is writing.
@@ -143,6 +146,34 @@ diff "$DIR/ref.sums" "$DIR/killed.sums" \
 echo "identical to the uninterrupted run after $KILLS kills"
 check_counts ref
 check_counts killed
+
+echo "== a snapshot of another shape is refused"
+sets killed "$RUN_ID-p1"
+rc=0
+"$RECSTREAM" run -c "$CONFIG" "${SETS[@]}" --set model.factors=8 2>"$DIR/shape.log" || rc=$?
+[ "$rc" -eq 2 ] || fail "run with other factors exited $rc, expected 2"
+grep -q "refusing snapshot" "$DIR/shape.log" || fail "no clear refusal message"
+echo "refused: $(grep -o 'snapshot has factors = [0-9]*' "$DIR/shape.log" | head -1)"
+
+echo "== snapshots fail (disk full): ingestion goes on, nothing is committed"
+sets full "$RUN_ID-p1"
+( ulimit -f 64; exec "$RECSTREAM" run -c "$CONFIG" "${SETS[@]}" ) 2>"$DIR/full.log" &
+PID=$!
+for _ in $(seq 1 100); do
+  grep -q "snapshot failed" "$DIR/full.log" && break
+  sleep 0.1
+done
+sleep 2
+kill -0 "$PID" 2>/dev/null || fail "recstream stopped when its snapshots failed"
+grep -q "File too large" "$DIR/full.log" || fail "the failed snapshot was not reported"
+kill -TERM "$PID"
+rc=0
+wait "$PID" || rc=$?
+PID=""
+[ "$rc" -eq 1 ] || fail "run whose final snapshot failed exited $rc, expected 1"
+[ -z "$(newest full)" ] || fail "a snapshot appeared although writes failed"
+finish full "$RUN_ID-p1"
+check_counts full
 
 echo "== four partitions: $KILLS4 random kill -9 while the stream arrives, then to the end"
 produce_paced "$RUN_ID-p4" $((KILLS4 * 3 / 4 + 1))

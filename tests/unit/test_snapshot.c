@@ -419,12 +419,28 @@ static void test_leftover_temp_files_are_removed_at_load(void **state)
     uint32_t tag = 0;
     (void)state;
     write_one(3, 10, NULL, 0);
-    snprintf(tmp, sizeof(tmp), "%s/.snap-0000000000000002.rsnap.tmp", dir);
+    snprintf(tmp, sizeof(tmp), "%s/.snap-0000000000000002.rsnap.4242.tmp", dir);
     write_file(tmp, (const uint8_t *)"partial", 7);
     assert_int_equal(rs_snapshot_load_newest(dir, &SHAPE, load, &tag, NULL, 0, errstr,
                                              sizeof(errstr)),
                      RS_OK);
     assert_int_equal(count_files(".snap-"), 0);
+}
+
+static void test_a_directory_is_locked_for_one_process(void **state)
+{
+    char errstr[512];
+    int fd;
+    (void)state;
+    fd = rs_snapshot_lock_dir(dir, errstr, sizeof(errstr));
+    assert_true(fd >= 0);
+    /* A second lock (a new open file description) is refused while the first is held. */
+    assert_int_equal(rs_snapshot_lock_dir(dir, errstr, sizeof(errstr)), -1);
+    assert_non_null(strstr(errstr, "in use by another recstream"));
+    close(fd);
+    fd = rs_snapshot_lock_dir(dir, errstr, sizeof(errstr));
+    assert_true(fd >= 0);
+    close(fd);
 }
 
 int main(void)
@@ -451,6 +467,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_the_forked_writer_reports_success_and_failure,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_leftover_temp_files_are_removed_at_load, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_directory_is_locked_for_one_process, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
