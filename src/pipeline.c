@@ -35,7 +35,7 @@ struct rs_pipeline {
     struct rs_history *history;
     struct rs_dirty *dirty;
     struct rs_ranker *ranker;
-    struct rs_popularity *pop;
+    struct rs_popularity *popularity;
     uint32_t *user_events; /* events applied per user index */
     size_t user_events_cap;
     struct rs_pipeline_offset *offsets; /* per topic-partition, topic strings owned */
@@ -86,10 +86,10 @@ struct rs_pipeline *rs_pipeline_create(const struct rs_config *conf,
     p->model = rs_model_create(&mp);
     p->history = rs_history_create();
     p->dirty = rs_dirty_create();
-    p->pop = rs_popularity_create(conf->neighbors_half_life_s);
+    p->popularity = rs_popularity_create(conf->neighbors_half_life_s);
     p->ranker = rs_ranker_create(conf->top_n, PUBLISH_BATCH);
     p->recs = calloc((size_t)PUBLISH_BATCH * (size_t)conf->top_n, sizeof(*p->recs));
-    if (!p->users || !p->items || !p->model || !p->history || !p->dirty || !p->pop ||
+    if (!p->users || !p->items || !p->model || !p->history || !p->dirty || !p->popularity ||
         !p->ranker ||
         !p->recs)
         goto nomem;
@@ -112,7 +112,7 @@ void rs_pipeline_destroy(struct rs_pipeline *p)
     rs_model_destroy(p->model);
     rs_history_destroy(p->history);
     rs_dirty_destroy(p->dirty);
-    rs_popularity_destroy(p->pop);
+    rs_popularity_destroy(p->popularity);
     rs_ranker_destroy(p->ranker);
     free(p->user_events);
     for (size_t o = 0; o < p->offset_cnt; o++) free((char *)p->offsets[o].topic);
@@ -182,7 +182,7 @@ rs_err_t rs_pipeline_apply(struct rs_pipeline *p, const struct rs_event *ev)
     else
         rs_model_update_play(p->model, u, i, ev->value);
     if (rs_history_add(p->history, u, i) < 0) return RS_ENOMEM;
-    if ((err = rs_popularity_add(p->pop, i, 1.0f, ev->ts_ms))) return err;
+    if ((err = rs_popularity_add(p->popularity, i, 1.0f, ev->ts_ms))) return err;
     p->stats.events_applied++;
     p->user_events[u]++;
     return rs_dirty_mark(p->dirty, u);
@@ -421,7 +421,9 @@ void rs_pipeline_shape(const struct rs_config *conf, struct rs_snapshot_shape *s
 /* ---- snapshot sections -------------------------------------------------
  * One save and one load per section. A load fills the staging pipeline `to`,
  * replacing the empty module it was created with; nothing reaches the live
- * pipeline until every section has loaded and the sections agree. */
+ * pipeline until every section has loaded and the sections agree. A module
+ * with rs_<module>_save/load joins with three lines: MODULE_SECTION(module,
+ * member), its row in sections[] and SWAP(member) in swap_state(). */
 
 #define SECTION_META 1
 #define SECTION_OFFSETS 2
@@ -512,95 +514,29 @@ static rs_err_t load_offsets(struct rs_pipeline *to, struct rs_reader *r)
     return RS_OK;
 }
 
-static rs_err_t save_users(const struct rs_pipeline *p, struct rs_writer *w)
-{
-    return rs_idmap_save(p->users, w);
-}
+/* save_<member> / load_<member> for a module with the serial.h save/load pair:
+ * load replaces the staging pipeline's empty module with the loaded one. */
+#define MODULE_SECTION(module, member)                                                 \
+    static rs_err_t save_##member(const struct rs_pipeline *p, struct rs_writer *w)    \
+    {                                                                                  \
+        return rs_##module##_save(p->member, w);                                       \
+    }                                                                                  \
+    static rs_err_t load_##member(struct rs_pipeline *to, struct rs_reader *r)         \
+    {                                                                                  \
+        rs_err_t err;                                                                  \
+        struct rs_##module *loaded = rs_##module##_load(r, &err);                      \
+        if (!loaded) return err;                                                       \
+        rs_##module##_destroy(to->member);                                             \
+        to->member = loaded;                                                           \
+        return RS_OK;                                                                  \
+    }
 
-static rs_err_t load_users(struct rs_pipeline *to, struct rs_reader *r)
-{
-    rs_err_t err;
-    struct rs_idmap *map = rs_idmap_load(r, &err);
-    if (!map) return err;
-    rs_idmap_destroy(to->users);
-    to->users = map;
-    return RS_OK;
-}
-
-static rs_err_t save_items(const struct rs_pipeline *p, struct rs_writer *w)
-{
-    return rs_idmap_save(p->items, w);
-}
-
-static rs_err_t load_items(struct rs_pipeline *to, struct rs_reader *r)
-{
-    rs_err_t err;
-    struct rs_idmap *map = rs_idmap_load(r, &err);
-    if (!map) return err;
-    rs_idmap_destroy(to->items);
-    to->items = map;
-    return RS_OK;
-}
-
-static rs_err_t save_model(const struct rs_pipeline *p, struct rs_writer *w)
-{
-    return rs_model_save(p->model, w);
-}
-
-static rs_err_t load_model(struct rs_pipeline *to, struct rs_reader *r)
-{
-    rs_err_t err;
-    struct rs_model *m = rs_model_load(r, &err);
-    if (!m) return err;
-    rs_model_destroy(to->model);
-    to->model = m;
-    return RS_OK;
-}
-
-static rs_err_t save_history(const struct rs_pipeline *p, struct rs_writer *w)
-{
-    return rs_history_save(p->history, w);
-}
-
-static rs_err_t load_history(struct rs_pipeline *to, struct rs_reader *r)
-{
-    rs_err_t err;
-    struct rs_history *h = rs_history_load(r, &err);
-    if (!h) return err;
-    rs_history_destroy(to->history);
-    to->history = h;
-    return RS_OK;
-}
-
-static rs_err_t save_dirty(const struct rs_pipeline *p, struct rs_writer *w)
-{
-    return rs_dirty_save(p->dirty, w);
-}
-
-static rs_err_t load_dirty(struct rs_pipeline *to, struct rs_reader *r)
-{
-    rs_err_t err;
-    struct rs_dirty *d = rs_dirty_load(r, &err);
-    if (!d) return err;
-    rs_dirty_destroy(to->dirty);
-    to->dirty = d;
-    return RS_OK;
-}
-
-static rs_err_t save_popularity(const struct rs_pipeline *p, struct rs_writer *w)
-{
-    return rs_popularity_save(p->pop, w);
-}
-
-static rs_err_t load_popularity(struct rs_pipeline *to, struct rs_reader *r)
-{
-    rs_err_t err;
-    struct rs_popularity *pop = rs_popularity_load(r, &err);
-    if (!pop) return err;
-    rs_popularity_destroy(to->pop);
-    to->pop = pop;
-    return RS_OK;
-}
+MODULE_SECTION(idmap, users)
+MODULE_SECTION(idmap, items)
+MODULE_SECTION(model, model)
+MODULE_SECTION(history, history)
+MODULE_SECTION(dirty, dirty)
+MODULE_SECTION(popularity, popularity)
 
 static rs_err_t save_user_events(const struct rs_pipeline *p, struct rs_writer *w)
 {
@@ -673,9 +609,9 @@ static int consistent(const struct rs_pipeline *to, char *errstr, size_t errstr_
                  rs_model_users(to->model), rs_model_items(to->model), users, items);
         return 0;
     }
-    if (rs_popularity_items(to->pop) > items) {
+    if (rs_popularity_items(to->popularity) > items) {
         snprintf(errstr, errstr_size, "popularity holds %u items, the id map %u",
-                 rs_popularity_items(to->pop), items);
+                 rs_popularity_items(to->popularity), items);
         return 0;
     }
     if (users > 0 && users > to->user_events_cap) {
@@ -686,22 +622,29 @@ static int consistent(const struct rs_pipeline *to, char *errstr, size_t errstr_
     return 1;
 }
 
+static void swap_bytes(void *x, void *y, size_t n)
+{
+    unsigned char *p = x, *q = y, t;
+    for (size_t i = 0; i < n; i++) t = p[i], p[i] = q[i], q[i] = t;
+}
+
+#define SWAP(member) swap_bytes(&a->member, &b->member, sizeof(a->member))
+
 /* Exchanges the snapshot state of a and b (not the configuration, sink or scratch). */
 static void swap_state(struct rs_pipeline *a, struct rs_pipeline *b)
 {
-    struct rs_pipeline t = *a;
-    a->users = b->users, b->users = t.users;
-    a->items = b->items, b->items = t.items;
-    a->model = b->model, b->model = t.model;
-    a->history = b->history, b->history = t.history;
-    a->dirty = b->dirty, b->dirty = t.dirty;
-    a->pop = b->pop, b->pop = t.pop;
-    a->user_events = b->user_events, b->user_events = t.user_events;
-    a->user_events_cap = b->user_events_cap, b->user_events_cap = t.user_events_cap;
-    a->offsets = b->offsets, b->offsets = t.offsets;
-    a->offset_cnt = b->offset_cnt, b->offset_cnt = t.offset_cnt;
-    a->offset_last = 0, b->offset_last = 0;
-    a->stats = b->stats, b->stats = t.stats;
+    SWAP(users);
+    SWAP(items);
+    SWAP(model);
+    SWAP(history);
+    SWAP(dirty);
+    SWAP(popularity);
+    SWAP(user_events);
+    SWAP(user_events_cap);
+    SWAP(offsets);
+    SWAP(offset_cnt);
+    SWAP(stats);
+    a->offset_last = b->offset_last = 0;
 }
 
 rs_err_t rs_pipeline_snapshot_load(void *ctx, const struct rs_snapshot *snap, char *errstr,
