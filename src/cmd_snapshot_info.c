@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "recstream/cli.h"
 #include "recstream/config.h"
@@ -76,7 +77,14 @@ static void print_text(const struct rs_snapshot *snap, const struct rs_pipeline 
     printf("version    %u\n", rs_snapshot_version(snap));
     printf("shape      factors %u, rating scale %g..%g\n", shape->factors,
            (double)shape->rating_min, (double)shape->rating_max);
-    printf("created    %lld ms since the epoch\n", (long long)rs_snapshot_created_ms(snap));
+    {
+        int64_t ms = rs_snapshot_created_ms(snap);
+        time_t secs = (time_t)(ms / 1000);
+        struct tm tm;
+        char stamp[32] = "?";
+        if (gmtime_r(&secs, &tm)) strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+        printf("created    %s.%03dZ\n", stamp, (int)(ms % 1000));
+    }
     printf("status     %s%s\n", problem ? "CORRUPT: " : load_error ? "DOES NOT LOAD: " : "ok",
            problem ? problem : load_error ? load_error : "");
     printf("sections   %zu\n", rs_snapshot_sections(snap));
