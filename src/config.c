@@ -64,6 +64,7 @@ struct opt {
 };
 
 static const char *const format_names[] = {"json", "msgpack", "zset", NULL};
+static const char *const when_full_names[] = {"refuse", "evict", NULL};
 static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};
 
 _Static_assert(RS_FORMAT_JSON == 0 && RS_FORMAT_MSGPACK == 1 && RS_FORMAT_ZSET == 2,
@@ -152,7 +153,7 @@ static const struct opt opts[] = {
 
     INT("model", "factors", factors, "64", 1, 1024, "latent factors per user and item"),
     DBL_POS("model", "learning_rate", learning_rate, "0.01", 1, "SGD step size"),
-    DBL("model", "regularization", regularization, "0.02", 0, 10, "L2 penalty"),
+    DBL("model", "regularization", regularization, "0.08", 0, 10, "L2 penalty"),
     DBL("model", "init_std", init_std, "0.1", 0, 10,
         "standard deviation of the random initial factors"),
     DBL("model", "rating_min", rating_min, "1", -1e6, 1e6, "lowest valid rating"),
@@ -164,6 +165,14 @@ static const struct opt opts[] = {
            "users kept at most"),
     UINT32("model", "max_items", max_items, "1000000", 1, 2147483648,
            "items kept at most"),
+    DBL("model", "replay_ratio", replay_ratio, "1", 0, 100,
+        "recent events replayed after each live event; 0: off"),
+    UINT32("model", "replay_size", replay_size, "100000", 0, 67108864,
+           "recent events kept for replay"),
+    INT64("model", "idle_user_ttl_s", idle_user_ttl_s, "0", 0, 315360000,
+          "users without events for this long (event time) are evicted; 0: never"),
+    ENUM("model", "when_full", evict_when_full, "evict", when_full_names,
+         "a new user at max_users: evict the least recently seen (evict) or drop the event (refuse)"),
 
     INT("neighbors", "k", neighbors_k, "20", 1, 1000, "similar items kept per item"),
     INT("neighbors", "window", neighbors_window, "20", 1, 1000,

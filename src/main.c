@@ -18,6 +18,7 @@ static const struct {
     {"produce", rs_cmd_produce, "write a file's events into the Kafka topic"},
     {"gen", rs_cmd_gen, "write a synthetic event stream with planted structure"},
     {"snapshot-info", rs_cmd_snapshot_info, "verify and describe a snapshot file"},
+    {"eval", rs_cmd_eval, "measure the model: cross-validation or prequential replay"},
 };
 
 static void usage(FILE *out)

@@ -1,24 +1,47 @@
 /*
- * model.c - the online biased matrix factorisation model (Surprise's SVD
- * family), trained by one SGD step per event. It owns the global mean, the
- * user and item biases, the user factor matrix P and the item factor matrix Q,
- * all contiguous float arrays grown geometrically by rs_model_ensure, and the
- * model's own PRNG (xoshiro256**, seeded through splitmix64) that draws new
- * factor rows and the negatives of play events, so that the same calls with
- * the same seed give bit-identical arrays.
+ * model.c - the online model (Surprise's SVD family for ratings, ISGD/BPR
+ * family for plays), trained by one SGD step per event. It owns the global
+ * mean, the user and item biases, the user factor matrix P and the item factor
+ * matrix Q, all contiguous float arrays grown geometrically by rs_model_ensure
+ * up to max_users/max_items; the users' recency list (for idle-user eviction);
+ * the replay ring of recent events; and the model's own PRNG (xoshiro256**,
+ * seeded through splitmix64) that draws new factor rows, negatives and replayed
+ * events, so that the same calls with the same seed give bit-identical arrays.
  *
- * How rate and play share the parameters: both train the same P and Q.
+ * How rate and play share the parameters: both train the same P and Q, so a
+ * user's taste learnt from ratings ranks items for plays and the other way
+ * round, and the ranker needs one score for both.
  * A rating trains the full prediction mu + b_u + b_i + p_u . q_i (mu is the
  * running mean of all accepted ratings, updated before the step, so the step
  * uses the mean including this rating; before the first rating mu is the middle
- * of the scale). A play trains only the dot product
- * p_u . q_i towards 1 for the played item and towards 0 for `negatives` items
- * drawn uniformly from the known items (squared loss, as ISGD); plays never
- * touch mu or the biases, which stay rating-only quantities.
+ * of the scale). A play trains b_i + p_u . q_i towards 1 for the played item and
+ * towards 0 for `negatives` sampled items (squared loss, as ISGD, plus the item
+ * bias): in a play stream b_i becomes a popularity prior and the factors learn
+ * what is left. Plays never touch mu or b_u, which stay rating-only (b_u is a
+ * constant within one user's ranking anyway).
+ * Negatives cost O(1) each, no scan of the catalogue: an item drawn
+ * uniformly from the known items by one multiply-shift of a PRNG word.
+ * (Drawing them in proportion to popularity, from the replay ring, was tried:
+ * it cancels the popularity prior in b_i and cut prequential recall@20 on
+ * MovieLens to less than half, see docs/BENCHMARKS.md.)
  * The confidence of a play scales its positive step by c(w): w itself for
  * 0 < w < 1, 1 + ln(w) for w >= 1 (counts or seconds grow the step slowly),
  * capped at PLAY_CONF_MAX so one long play cannot blow up the factors.
  * Negatives always take an unscaled step.
+ *
+ * Replay: every accepted event is written into a ring of the last replay_size
+ * events; after it, replay_ratio events drawn uniformly from the ring (the
+ * fractional part carried to the next event) take the same step again. A
+ * stream thus gets several passes over its recent past, like the epochs of
+ * batch training, at a bounded cost per event. Replayed ratings do not move
+ * mu. Each ring entry carries its user's generation, bumped when the user is
+ * evicted, so an evicted user's events are never replayed onto the new
+ * owner of its index.
+ *
+ * Eviction: users are kept in a doubly linked recency list (rs_model_touch_user
+ * moves one to the front); rs_model_lru_user names the least recently seen,
+ * rs_model_forget_user frees its row, which rs_model_ensure draws afresh when
+ * the index is handed out again.
  */
 #include "recstream/model.h"
 
@@ -29,9 +52,26 @@
 #include "recstream/serial.h"
 
 #define MIN_ROWS 16u
+#define MAX_REPLAY_SIZE (1u << 26)
+#define MAX_REPLAY_RATIO 100.0f
 #define PLAY_CONF_MAX 4.0f
 #define MAX_FACTORS 4096
 #define MAX_NEGATIVES 1000
+
+/* Per-user bookkeeping beside the factor rows. */
+struct user_meta {
+    uint32_t prev, next; /* recency list: prev is more recent; RS_NONE at the ends */
+    int64_t last_ms;     /* time of the user's latest touch */
+    uint32_t gen;        /* bumped at each eviction of this index */
+    uint32_t live;       /* 0 once forgotten, until ensure hands the row out again */
+};
+
+/* One event in the replay ring. */
+struct replay_ev {
+    uint32_t u, i;
+    float value;
+    uint32_t tag; /* user generation << 1 | 1 for a play */
+};
 
 struct rs_model {
     struct rs_model_params params;
@@ -42,6 +82,13 @@ struct rs_model {
     float *Q;  /* cap_items x k */
     float *bu; /* cap_users */
     float *bi; /* cap_items */
+    struct user_meta *um; /* cap_users */
+    uint32_t live_users;
+    uint32_t mru, lru; /* ends of the recency list, RS_NONE when empty */
+    int64_t clock_ms;  /* latest touch time */
+    struct replay_ev *ring; /* replay_size entries */
+    uint32_t ring_len, ring_pos;
+    float replay_debt; /* fractional replays carried to the next event */
     double mu; /* running mean of accepted ratings */
     uint64_t n_ratings;
     uint64_t events;
@@ -107,10 +154,21 @@ static double rng_normal(struct rs_model *m)
 
 /* ---- inner loops over k contiguous floats ---- */
 
+/*
+ * Eight independent partial sums: a float reduction in one accumulator may not
+ * be reordered, so the compiler could not vectorise it; eight lanes it can
+ * (two SSE or one AVX register). The order is fixed, so results stay
+ * deterministic.
+ */
 static float dot(const float *restrict a, const float *restrict b, int k)
 {
-    float s = 0.0f;
-    for (int f = 0; f < k; f++)
+    float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    int f = 0;
+    for (; f + 8 <= k; f += 8)
+        for (int j = 0; j < 8; j++)
+            acc[j] += a[f + j] * b[f + j];
+    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; f < k; f++)
         s += a[f] * b[f];
     return s;
 }
@@ -137,7 +195,9 @@ static int params_ok(const struct rs_model_params *pa)
            isfinite(pa->init_std) && pa->init_std >= 0.0f && isfinite(pa->rating_min) &&
            isfinite(pa->rating_max) && pa->rating_min < pa->rating_max &&
            pa->negatives >= 0 && pa->negatives <= MAX_NEGATIVES && pa->max_users >= 1 && pa->max_users < RS_NONE &&
-           pa->max_items >= 1 && pa->max_items < RS_NONE;
+           pa->max_items >= 1 && pa->max_items < RS_NONE && isfinite(pa->replay_ratio) &&
+           pa->replay_ratio >= 0.0f && pa->replay_ratio <= MAX_REPLAY_RATIO &&
+           pa->replay_size <= MAX_REPLAY_SIZE;
 }
 
 struct rs_model *rs_model_create(const struct rs_model_params *params)
@@ -147,6 +207,14 @@ struct rs_model *rs_model_create(const struct rs_model_params *params)
     if (m == NULL) return NULL;
     m->params = *params;
     m->k = params->factors;
+    m->mru = m->lru = RS_NONE;
+    if (params->replay_size > 0 && params->replay_ratio > 0.0f) {
+        m->ring = malloc((size_t)params->replay_size * sizeof(*m->ring));
+        if (m->ring == NULL) {
+            free(m);
+            return NULL;
+        }
+    }
     /* Before any rating the mean is the middle of the scale. */
     m->mu = 0.5 * ((double)params->rating_min + (double)params->rating_max);
     uint64_t x = params->seed;
@@ -162,6 +230,8 @@ void rs_model_destroy(struct rs_model *m)
     free(m->Q);
     free(m->bu);
     free(m->bi);
+    free(m->um);
+    free(m->ring);
     free(m);
 }
 
@@ -169,8 +239,8 @@ void rs_model_destroy(struct rs_model *m)
  * Grows one side (matrix + bias vector) to hold at least `need` rows.
  * On failure the old arrays stay valid (realloc keeps them).
  */
-static rs_err_t grow(float **mat, float **bias, uint32_t *cap, uint32_t need,
-                     uint32_t max, int k)
+static rs_err_t grow(float **mat, float **bias, struct user_meta **meta, uint32_t *cap,
+                     uint32_t need, uint32_t max, int k)
 {
     if (need <= *cap) return RS_OK;
     uint64_t ncap = *cap ? *cap : MIN_ROWS;
@@ -184,6 +254,11 @@ static rs_err_t grow(float **mat, float **bias, uint32_t *cap, uint32_t need,
     float *nb = realloc(*bias, (size_t)ncap * sizeof(float));
     if (nb == NULL) return RS_ENOMEM;
     *bias = nb;
+    if (meta != NULL) {
+        struct user_meta *nu = realloc(*meta, (size_t)ncap * sizeof(**meta));
+        if (nu == NULL) return RS_ENOMEM;
+        *meta = nu;
+    }
     *cap = (uint32_t)ncap;
     return RS_OK;
 }
@@ -201,6 +276,79 @@ static void init_rows(struct rs_model *m, float *mat, float *bias, uint32_t from
     }
 }
 
+/* ---- users' recency ---- */
+
+static void user_unlink(struct rs_model *m, uint32_t u)
+{
+    struct user_meta *x = &m->um[u];
+    if (x->prev != RS_NONE) m->um[x->prev].next = x->next;
+    else m->mru = x->next;
+    if (x->next != RS_NONE) m->um[x->next].prev = x->prev;
+    else m->lru = x->prev;
+}
+
+static void user_push_front(struct rs_model *m, uint32_t u)
+{
+    struct user_meta *x = &m->um[u];
+    x->prev = RS_NONE;
+    x->next = m->mru;
+    if (m->mru != RS_NONE) m->um[m->mru].prev = u;
+    else m->lru = u;
+    m->mru = u;
+}
+
+/* Makes a new or recycled row live, most recent, seen at the model's clock. */
+static void user_link(struct rs_model *m, uint32_t u)
+{
+    m->um[u].live = 1;
+    m->um[u].last_ms = m->clock_ms;
+    m->live_users++;
+    user_push_front(m, u);
+}
+
+void rs_model_touch_user(struct rs_model *m, uint32_t u, int64_t ts_ms)
+{
+    if (m == NULL || u >= m->n_users || !m->um[u].live) return;
+    if (ts_ms > m->clock_ms) m->clock_ms = ts_ms;
+    m->um[u].last_ms = m->clock_ms;
+    if (m->mru == u) return;
+    user_unlink(m, u);
+    user_push_front(m, u);
+}
+
+uint32_t rs_model_lru_user(const struct rs_model *m, int64_t *last_ms)
+{
+    if (m == NULL || m->lru == RS_NONE) return RS_NONE;
+    if (last_ms != NULL) *last_ms = m->um[m->lru].last_ms;
+    return m->lru;
+}
+
+void rs_model_forget_user(struct rs_model *m, uint32_t u)
+{
+    if (m == NULL || u >= m->n_users || !m->um[u].live) return;
+    user_unlink(m, u);
+    m->um[u].live = 0;
+    m->um[u].gen++;
+    m->live_users--;
+    /* Zero the row so nothing reads the old user's taste before ensure redraws it. */
+    memset(m->P + (size_t)u * (size_t)m->k, 0, (size_t)m->k * sizeof(float));
+    m->bu[u] = 0.0f;
+}
+
+uint32_t rs_model_live_users(const struct rs_model *m)
+{
+    return m == NULL ? 0 : m->live_users;
+}
+
+size_t rs_model_bytes(const struct rs_model *m)
+{
+    if (m == NULL) return 0;
+    size_t k = (size_t)m->k;
+    return sizeof(*m) + (size_t)m->cap_users * ((k + 1) * sizeof(float) + sizeof(*m->um)) +
+           (size_t)m->cap_items * (k + 1) * sizeof(float) +
+           (m->ring ? (size_t)m->params.replay_size * sizeof(*m->ring) : 0);
+}
+
 rs_err_t rs_model_ensure(struct rs_model *m, uint32_t u, uint32_t i)
 {
     rs_err_t err = RS_OK;
@@ -215,17 +363,24 @@ rs_err_t rs_model_ensure(struct rs_model *m, uint32_t u, uint32_t i)
         goto out;
     }
     if (u != RS_NONE && u >= m->n_users) {
-        err = grow(&m->P, &m->bu, &m->cap_users, u + 1, m->params.max_users, m->k);
+        err = grow(&m->P, &m->bu, &m->um, &m->cap_users, u + 1, m->params.max_users, m->k);
         if (err != RS_OK) goto out;
     }
     if (i != RS_NONE && i >= m->n_items) {
-        err = grow(&m->Q, &m->bi, &m->cap_items, i + 1, m->params.max_items, m->k);
+        err = grow(&m->Q, &m->bi, NULL, &m->cap_items, i + 1, m->params.max_items, m->k);
         if (err != RS_OK) goto out;
     }
     /* Only now, with both sides allocated, draw the new rows: users first. */
     if (u != RS_NONE && u >= m->n_users) {
         init_rows(m, m->P, m->bu, m->n_users, u + 1);
+        for (uint32_t v = m->n_users; v <= u; v++) {
+            m->um[v].gen = 0;
+            user_link(m, v);
+        }
         m->n_users = u + 1;
+    } else if (u != RS_NONE && !m->um[u].live) {
+        init_rows(m, m->P, m->bu, u, u + 1);
+        user_link(m, u);
     }
     if (i != RS_NONE && i >= m->n_items) {
         init_rows(m, m->Q, m->bi, m->n_items, i + 1);
@@ -237,27 +392,19 @@ out:
 
 /* ---- training ---- */
 
-float rs_model_update_rate(struct rs_model *m, uint32_t u, uint32_t i, float r)
+/* The rating step with the current mu; returns the error before it. */
+static float rate_step(struct rs_model *m, uint32_t u, uint32_t i, float r)
 {
-    if (m == NULL || u >= m->n_users || i >= m->n_items || !isfinite(r) ||
-        r < m->params.rating_min || r > m->params.rating_max)
-        return NAN;
-
     int k = m->k;
     float lr = m->params.learning_rate;
     float reg = m->params.regularization;
     float *p = m->P + (size_t)u * (size_t)k;
     float *q = m->Q + (size_t)i * (size_t)k;
-
-    m->n_ratings++;
-    m->mu += ((double)r - m->mu) / (double)m->n_ratings;
-
     float pred = (float)m->mu + m->bu[u] + m->bi[i] + dot(p, q, k);
     float e = r - pred;
     m->bu[u] += lr * (e - reg * m->bu[u]);
     m->bi[i] += lr * (e - reg * m->bi[i]);
     sgd_pair(p, q, k, lr, e, reg);
-    m->events++;
     return e;
 }
 
@@ -267,27 +414,84 @@ static float play_confidence(float w)
     return c < PLAY_CONF_MAX ? c : PLAY_CONF_MAX;
 }
 
-void rs_model_update_play(struct rs_model *m, uint32_t u, uint32_t i, float w)
+/* b_i + p.q towards target with step lr. */
+static void implicit_step(struct rs_model *m, float *p, uint32_t i, float target, float lr)
 {
-    if (m == NULL || u >= m->n_users || i >= m->n_items || !isfinite(w) || w <= 0.0f)
-        return;
-
     int k = m->k;
-    float lr = m->params.learning_rate;
     float reg = m->params.regularization;
-    float *p = m->P + (size_t)u * (size_t)k;
     float *q = m->Q + (size_t)i * (size_t)k;
+    float e = target - (m->bi[i] + dot(p, q, k));
+    m->bi[i] += lr * (e - reg * m->bi[i]);
+    sgd_pair(p, q, k, lr, e, reg);
+}
 
-    float e = 1.0f - dot(p, q, k);
-    sgd_pair(p, q, k, lr * play_confidence(w), e, reg);
-
+static void play_step(struct rs_model *m, uint32_t u, uint32_t i, float w)
+{
+    float lr = m->params.learning_rate;
+    float *p = m->P + (size_t)u * (size_t)m->k;
+    implicit_step(m, p, i, 1.0f, lr * play_confidence(w));
     for (int n = 0; n < m->params.negatives; n++) {
         uint32_t j = rng_below(m, m->n_items);
         if (j == i) continue;
-        float *qj = m->Q + (size_t)j * (size_t)k;
-        sgd_pair(p, qj, k, lr, 0.0f - dot(p, qj, k), reg);
+        implicit_step(m, p, j, 0.0f, lr);
     }
+}
+
+/* Replays the due share of ring events, then records (u, i) in the ring. */
+static void replay_and_record(struct rs_model *m, uint32_t u, uint32_t i, float v, int play)
+{
+    if (m->ring == NULL) return;
+    if (m->ring_len > 0) {
+        m->replay_debt += m->params.replay_ratio;
+        while (m->replay_debt >= 1.0f) {
+            m->replay_debt -= 1.0f;
+            const struct replay_ev *x = &m->ring[rng_below(m, m->ring_len)];
+            if (x->u >= m->n_users || !m->um[x->u].live || (x->tag >> 1) != m->um[x->u].gen)
+                continue;
+            if (x->tag & 1) play_step(m, x->u, x->i, x->value);
+            else rate_step(m, x->u, x->i, x->value);
+        }
+    }
+    struct replay_ev *slot = &m->ring[m->ring_pos];
+    slot->u = u;
+    slot->i = i;
+    slot->value = v;
+    slot->tag = m->um[u].gen << 1 | (uint32_t)(play != 0);
+    m->ring_pos = m->ring_pos + 1 == m->params.replay_size ? 0 : m->ring_pos + 1;
+    if (m->ring_len < m->params.replay_size) m->ring_len++;
+}
+
+static int known(const struct rs_model *m, uint32_t u, uint32_t i)
+{
+    return m != NULL && u < m->n_users && i < m->n_items && m->um[u].live;
+}
+
+float rs_model_update_rate(struct rs_model *m, uint32_t u, uint32_t i, float r)
+{
+    if (!known(m, u, i) || !isfinite(r) || r < m->params.rating_min ||
+        r > m->params.rating_max)
+        return NAN;
+    m->n_ratings++;
+    m->mu += ((double)r - m->mu) / (double)m->n_ratings;
+    float e = rate_step(m, u, i, r);
+    replay_and_record(m, u, i, r, 0);
     m->events++;
+    return e;
+}
+
+void rs_model_update_play(struct rs_model *m, uint32_t u, uint32_t i, float w)
+{
+    if (!known(m, u, i) || !isfinite(w) || w <= 0.0f) return;
+    play_step(m, u, i, w);
+    replay_and_record(m, u, i, w, 1);
+    m->events++;
+}
+
+float rs_model_score(const struct rs_model *m, uint32_t u, uint32_t i)
+{
+    if (!known(m, u, i)) return NAN;
+    int k = m->k;
+    return m->bi[i] + dot(m->P + (size_t)u * (size_t)k, m->Q + (size_t)i * (size_t)k, k);
 }
 
 /* ---- reading ---- */
@@ -355,7 +559,7 @@ uint64_t rs_model_events(const struct rs_model *m)
 
 /* ---- snapshots ---- */
 
-#define MODEL_FORMAT 1u
+#define MODEL_FORMAT 2u
 
 static rs_err_t put(struct rs_writer *w, const void *p, size_t n)
 {
@@ -368,9 +572,11 @@ static rs_err_t get(struct rs_reader *r, void *p, size_t n)
 }
 
 /*
- * Format: a version word, the parameters field by field, the counters, the
- * PRNG state, then P, b_u, Q, b_i for the rows in use. Fixed-width fields in
- * the machine's byte order (little-endian on every supported target).
+ * Format: a version word, the parameters field by field, the counters and the
+ * PRNG state, the recency list ends and clock, then for the rows in use P,
+ * b_u, the user records, Q, b_i, then the replay ring (length, position,
+ * entries). Fixed-width fields in the machine's byte order (little-endian on
+ * every supported target).
  */
 rs_err_t rs_model_save(const struct rs_model *m, struct rs_writer *w)
 {
@@ -384,27 +590,62 @@ rs_err_t rs_model_save(const struct rs_model *m, struct rs_writer *w)
         (err = put(w, &pa->init_std, 4)) || (err = put(w, &pa->rating_min, 4)) ||
         (err = put(w, &pa->rating_max, 4)) || (err = put(w, &negatives, 4)) ||
         (err = rs_write_u64(w, pa->seed)) || (err = rs_write_u32(w, pa->max_users)) ||
-        (err = rs_write_u32(w, pa->max_items)) || (err = rs_write_u32(w, m->n_users)) ||
+        (err = rs_write_u32(w, pa->max_items)) || (err = put(w, &pa->replay_ratio, 4)) ||
+        (err = rs_write_u32(w, pa->replay_size)) || (err = rs_write_u32(w, m->n_users)) ||
         (err = rs_write_u32(w, m->n_items)) || (err = put(w, &m->mu, 8)) ||
         (err = rs_write_u64(w, m->n_ratings)) || (err = rs_write_u64(w, m->events)) ||
         (err = put(w, m->rng, sizeof(m->rng))) || (err = put(w, &m->spare_normal, 8)) ||
-        (err = put(w, &has_spare, 4)))
+        (err = put(w, &has_spare, 4)) || (err = rs_write_u32(w, m->live_users)) ||
+        (err = rs_write_u32(w, m->mru)) || (err = rs_write_u32(w, m->lru)) ||
+        (err = put(w, &m->clock_ms, 8)) || (err = put(w, &m->replay_debt, 4)))
         return err;
     if ((err = put(w, m->P, (size_t)m->n_users * k * sizeof(float))) ||
-        (err = put(w, m->bu, (size_t)m->n_users * sizeof(float))) ||
-        (err = put(w, m->Q, (size_t)m->n_items * k * sizeof(float))) ||
-        (err = put(w, m->bi, (size_t)m->n_items * sizeof(float))))
+        (err = put(w, m->bu, (size_t)m->n_users * sizeof(float))))
         return err;
+    for (uint32_t u = 0; u < m->n_users; u++) {
+        const struct user_meta *x = &m->um[u];
+        if ((err = rs_write_u32(w, x->prev)) || (err = rs_write_u32(w, x->next)) ||
+            (err = put(w, &x->last_ms, 8)) || (err = rs_write_u32(w, x->gen)) ||
+            (err = rs_write_u32(w, x->live)))
+            return err;
+    }
+    if ((err = put(w, m->Q, (size_t)m->n_items * k * sizeof(float))) ||
+        (err = put(w, m->bi, (size_t)m->n_items * sizeof(float))) ||
+        (err = rs_write_u32(w, m->ring_len)) || (err = rs_write_u32(w, m->ring_pos)))
+        return err;
+    for (uint32_t j = 0; j < m->ring_len; j++) {
+        const struct replay_ev *x = &m->ring[j];
+        if ((err = rs_write_u32(w, x->u)) || (err = rs_write_u32(w, x->i)) ||
+            (err = put(w, &x->value, 4)) || (err = rs_write_u32(w, x->tag)))
+            return err;
+    }
     return RS_OK;
+}
+
+#define USER_RECORD 24u /* bytes per saved user record */
+
+/* The recency list must run mru -> lru through exactly the live users. */
+static int recency_ok(const struct rs_model *m)
+{
+    uint32_t seen = 0, prev = RS_NONE;
+    for (uint32_t u = m->mru; u != RS_NONE; u = m->um[u].next) {
+        if (u >= m->n_users || !m->um[u].live || m->um[u].prev != prev ||
+            ++seen > m->live_users)
+            return 0;
+        prev = u;
+    }
+    return seen == m->live_users && m->lru == prev;
 }
 
 struct rs_model *rs_model_load(struct rs_reader *r, rs_err_t *err)
 {
     struct rs_model_params pa;
     struct rs_model *m = NULL;
-    uint32_t format, n_users, n_items;
+    uint32_t format, n_users, n_items, live_users, mru, lru, ring_len, ring_pos;
     int32_t factors, negatives, has_spare;
     double mu, spare;
+    float debt;
+    int64_t clock_ms;
     uint64_t n_ratings, events, rng[4];
 
     memset(&pa, 0, sizeof(pa));
@@ -419,21 +660,27 @@ struct rs_model *rs_model_load(struct rs_reader *r, rs_err_t *err)
         (*err = get(r, &pa.rating_min, 4)) || (*err = get(r, &pa.rating_max, 4)) ||
         (*err = get(r, &negatives, 4)) || (*err = rs_read_u64(r, &pa.seed)) ||
         (*err = rs_read_u32(r, &pa.max_users)) || (*err = rs_read_u32(r, &pa.max_items)) ||
+        (*err = get(r, &pa.replay_ratio, 4)) || (*err = rs_read_u32(r, &pa.replay_size)) ||
         (*err = rs_read_u32(r, &n_users)) || (*err = rs_read_u32(r, &n_items)) ||
         (*err = get(r, &mu, 8)) || (*err = rs_read_u64(r, &n_ratings)) ||
         (*err = rs_read_u64(r, &events)) || (*err = get(r, rng, sizeof(rng))) ||
-        (*err = get(r, &spare, 8)) || (*err = get(r, &has_spare, 4)))
+        (*err = get(r, &spare, 8)) || (*err = get(r, &has_spare, 4)) ||
+        (*err = rs_read_u32(r, &live_users)) || (*err = rs_read_u32(r, &mru)) ||
+        (*err = rs_read_u32(r, &lru)) || (*err = get(r, &clock_ms, 8)) ||
+        (*err = get(r, &debt, 4)))
         return NULL;
     pa.factors = factors;
     pa.negatives = negatives;
     if (!params_ok(&pa) || n_users > pa.max_users || n_items > pa.max_items ||
-        !isfinite(mu) || !isfinite(spare) || (has_spare != 0 && has_spare != 1) ||
-        (rng[0] | rng[1] | rng[2] | rng[3]) == 0) {
+        live_users > n_users || !isfinite(mu) || !isfinite(spare) ||
+        (has_spare != 0 && has_spare != 1) || (rng[0] | rng[1] | rng[2] | rng[3]) == 0 ||
+        !(debt >= 0.0f && debt < 1.0f)) {
         *err = RS_ECORRUPT;
         return NULL;
     }
-    /* Both matrices and bias vectors must fit in what is left. */
-    uint64_t need = ((uint64_t)n_users + n_items) * ((uint64_t)factors + 1) * sizeof(float);
+    /* Both matrices, bias vectors and user records must fit in what is left. */
+    uint64_t need = ((uint64_t)n_users + n_items) * ((uint64_t)factors + 1) * sizeof(float) +
+                    (uint64_t)n_users * USER_RECORD + 8;
     if (need > r->remaining(r->ctx)) {
         *err = RS_ECORRUPT;
         return NULL;
@@ -444,18 +691,60 @@ struct rs_model *rs_model_load(struct rs_reader *r, rs_err_t *err)
         return NULL;
     }
     size_t k = (size_t)factors;
-    if ((n_users && grow(&m->P, &m->bu, &m->cap_users, n_users, pa.max_users, m->k)) ||
-        (n_items && grow(&m->Q, &m->bi, &m->cap_items, n_items, pa.max_items, m->k))) {
+    if ((n_users &&
+         grow(&m->P, &m->bu, &m->um, &m->cap_users, n_users, pa.max_users, m->k)) ||
+        (n_items && grow(&m->Q, &m->bi, NULL, &m->cap_items, n_items, pa.max_items, m->k))) {
         *err = RS_ENOMEM;
         goto fail;
     }
     if ((*err = get(r, m->P, (size_t)n_users * k * sizeof(float))) ||
-        (*err = get(r, m->bu, (size_t)n_users * sizeof(float))) ||
-        (*err = get(r, m->Q, (size_t)n_items * k * sizeof(float))) ||
-        (*err = get(r, m->bi, (size_t)n_items * sizeof(float))))
+        (*err = get(r, m->bu, (size_t)n_users * sizeof(float))))
+        goto fail;
+    for (uint32_t u = 0; u < n_users; u++) {
+        struct user_meta *x = &m->um[u];
+        if ((*err = rs_read_u32(r, &x->prev)) || (*err = rs_read_u32(r, &x->next)) ||
+            (*err = get(r, &x->last_ms, 8)) || (*err = rs_read_u32(r, &x->gen)) ||
+            (*err = rs_read_u32(r, &x->live)))
+            goto fail;
+        if (x->live > 1) {
+            *err = RS_ECORRUPT;
+            goto fail;
+        }
+    }
+    if ((*err = get(r, m->Q, (size_t)n_items * k * sizeof(float))) ||
+        (*err = get(r, m->bi, (size_t)n_items * sizeof(float))) ||
+        (*err = rs_read_u32(r, &ring_len)) || (*err = rs_read_u32(r, &ring_pos)))
         goto fail;
     m->n_users = n_users;
     m->n_items = n_items;
+    m->live_users = live_users;
+    m->mru = mru;
+    m->lru = lru;
+    if (!recency_ok(m) || ring_len > pa.replay_size || (m->ring == NULL && ring_len) ||
+        (ring_len < pa.replay_size ? ring_pos != ring_len
+                                    : ring_pos >= (pa.replay_size ? pa.replay_size : 1)) ||
+        (uint64_t)ring_len * 16 > r->remaining(r->ctx)) {
+        *err = RS_ECORRUPT;
+        goto fail;
+    }
+    for (uint32_t j = 0; j < ring_len; j++) {
+        struct replay_ev *x = &m->ring[j];
+        if ((*err = rs_read_u32(r, &x->u)) || (*err = rs_read_u32(r, &x->i)) ||
+            (*err = get(r, &x->value, 4)) || (*err = rs_read_u32(r, &x->tag)))
+            goto fail;
+        /* Replayed values pass the same checks as live ones. */
+        int ok = x->u < n_users && x->i < n_items && isfinite(x->value) &&
+                 ((x->tag & 1) ? x->value > 0.0f
+                               : x->value >= pa.rating_min && x->value <= pa.rating_max);
+        if (!ok) {
+            *err = RS_ECORRUPT;
+            goto fail;
+        }
+    }
+    m->ring_len = ring_len;
+    m->ring_pos = ring_pos;
+    m->replay_debt = debt;
+    m->clock_ms = clock_ms;
     m->mu = mu;
     m->n_ratings = n_ratings;
     m->events = events;

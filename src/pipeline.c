@@ -75,6 +75,8 @@ struct rs_pipeline *rs_pipeline_create(const struct rs_config *conf,
     mp.seed = conf->seed;
     mp.max_users = conf->max_users;
     mp.max_items = conf->max_items;
+    mp.replay_ratio = (float)conf->replay_ratio;
+    mp.replay_size = conf->replay_size;
     p->limits.rating_min = conf->rating_min;
     p->limits.rating_max = conf->rating_max;
     p->limits.max_bytes = RS_EVENT_MAX_BYTES_DEFAULT;
@@ -152,12 +154,40 @@ static rs_err_t grow_user_events(struct rs_pipeline *p, uint32_t u)
     return RS_OK;
 }
 
+/* Idle-user eviction: the user leaves the id map, the model, its history and the dirty set. */
+static void evict_user(struct rs_pipeline *p, uint32_t u)
+{
+    rs_idmap_remove(p->users, u);
+    rs_model_forget_user(p->model, u);
+    rs_history_clear(p->history, u);
+    if (u < p->user_events_cap) p->user_events[u] = 0; /* the index goes to a new user */
+    p->stats.users_evicted++;
+}
+
+/* Evicts users idle past the TTL at event time now_ms (a few per event at most). */
+static void evict_idle(struct rs_pipeline *p, int64_t now_ms)
+{
+    int64_t last, ttl_ms = p->conf->idle_user_ttl_s * 1000;
+    uint32_t v;
+    for (int n = 0; ttl_ms > 0 && n < 4; n++) {
+        v = rs_model_lru_user(p->model, &last);
+        if (v == RS_NONE || now_ms - last <= ttl_ms) break;
+        evict_user(p, v);
+    }
+}
+
 rs_err_t rs_pipeline_apply(struct rs_pipeline *p, const struct rs_event *ev)
 {
-    uint32_t u, i;
+    uint32_t u, i, v;
     rs_err_t err;
 
+    evict_idle(p, ev->ts_ms);
     err = rs_idmap_intern(p->users, ev->user, ev->user_len, &u, NULL);
+    if (err == RS_EFULL && p->conf->evict_when_full &&
+        (v = rs_model_lru_user(p->model, NULL)) != RS_NONE) {
+        evict_user(p, v);
+        err = rs_idmap_intern(p->users, ev->user, ev->user_len, &u, NULL);
+    }
     if (err == RS_EFULL) return over_capacity(p, "max_users");
     if (err) return err;
     if ((err = grow_user_events(p, u))) return err;
@@ -176,6 +206,7 @@ rs_err_t rs_pipeline_apply(struct rs_pipeline *p, const struct rs_event *ev)
     err = rs_model_ensure(p->model, u, i);
     if (err == RS_EFULL) return over_capacity(p, "model bounds");
     if (err) return err;
+    rs_model_touch_user(p->model, u, ev->ts_ms);
 
     if (ev->type == RS_EVENT_RATE)
         rs_model_update_rate(p->model, u, i, ev->value);
@@ -239,6 +270,7 @@ static rs_err_t queue_user(struct rs_pipeline *p, uint32_t user, const struct rs
     const char *name = rs_idmap_name(p->users, user, &name_len);
     rs_err_t err;
 
+    if (!name) return RS_OK; /* evicted since it was marked */
     if ((err = build_key(p, "rec:", name, name_len))) return err;
     rs_history_items(p->history, user, &history_len);
     if (history_len == 0) {
@@ -439,9 +471,10 @@ void rs_pipeline_shape(const struct rs_config *conf, struct rs_snapshot_shape *s
 static rs_err_t save_meta(const struct rs_pipeline *p, struct rs_writer *w)
 {
     const struct rs_pipeline_stats *st = &p->stats;
-    const uint64_t fixed[] = {st->events_applied, st->events_rejected,
-                              st->events_over_capacity, st->lists_published,
-                              st->lists_deleted, st->publish_errors};
+    const uint64_t fixed[] = {st->events_applied,  st->events_rejected,
+                              st->events_over_capacity, st->users_evicted,
+                              st->lists_published, st->lists_deleted,
+                              st->publish_errors};
     rs_err_t err;
 
     if ((err = rs_write_u32(w, (uint32_t)(sizeof(fixed) / sizeof(fixed[0])))) ||
@@ -454,12 +487,12 @@ static rs_err_t save_meta(const struct rs_pipeline *p, struct rs_writer *w)
 static rs_err_t load_meta(struct rs_pipeline *to, struct rs_reader *r)
 {
     struct rs_pipeline_stats *st = &to->stats;
-    uint64_t fixed[6], reason;
+    uint64_t fixed[7], reason;
     uint32_t nfixed, nreasons;
     rs_err_t err;
 
     if ((err = rs_read_u32(r, &nfixed))) return err;
-    if (nfixed != 6) return RS_ECORRUPT;
+    if (nfixed != 7) return RS_ECORRUPT;
     if ((err = r->read(r->ctx, fixed, sizeof(fixed))) || (err = rs_read_u32(r, &nreasons)))
         return err;
     if (nreasons > r->remaining(r->ctx) / 8) return RS_ECORRUPT;
@@ -470,9 +503,10 @@ static rs_err_t load_meta(struct rs_pipeline *to, struct rs_reader *r)
     st->events_applied = fixed[0];
     st->events_rejected = fixed[1];
     st->events_over_capacity = fixed[2];
-    st->lists_published = fixed[3];
-    st->lists_deleted = fixed[4];
-    st->publish_errors = fixed[5];
+    st->users_evicted = fixed[3];
+    st->lists_published = fixed[4];
+    st->lists_deleted = fixed[5];
+    st->publish_errors = fixed[6];
     return RS_OK;
 }
 

@@ -62,6 +62,10 @@ struct rs_config {
     uint64_t seed;
     uint32_t max_users;
     uint32_t max_items;
+    double replay_ratio;      /* replayed events per live event; 0: off */
+    uint32_t replay_size;     /* recent events kept for replay */
+    int64_t idle_user_ttl_s;  /* users idle longer are evicted; 0: never */
+    int evict_when_full;      /* 1: a new user evicts the least recent one at max_users */
 
     /* [neighbors] */
     int neighbors_k;

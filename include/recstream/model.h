@@ -1,9 +1,12 @@
 /*
- * model.h - the online matrix factorisation model: global mean, user and item
- * biases and k latent factors, updated by one SGD step per event. Rows are
- * contiguous (user u's factors at P[u*k], item i's at Q[i*k]) so the ranker can
- * hand the item matrix to BLAS as it is. The random state is part of the model:
- * the same events in the same order with the same seed give the same bits.
+ * model.h - the online model: global mean, user and item biases and k latent
+ * factors, updated by one SGD step per event (ratings: biased MF; plays:
+ * positive-only SGD with sampled negatives), optionally followed by replayed
+ * recent events. Rows are contiguous (user u's factors at P[u*k], item i's at
+ * Q[i*k]) so the ranker can hand the item matrix to BLAS as it is. Users are
+ * kept in recency order so the least recently seen can be evicted. The random
+ * state is part of the model: the same events in the same order with the same
+ * seed give the same bits.
  */
 #ifndef RECSTREAM_MODEL_H
 #define RECSTREAM_MODEL_H
@@ -25,6 +28,8 @@ struct rs_model_params {
     uint64_t seed;
     uint32_t max_users;
     uint32_t max_items;
+    float replay_ratio;    /* replayed events per live event, 0..100; 0: off */
+    uint32_t replay_size;  /* recent events kept for replay; 0: off */
 };
 
 struct rs_model;
@@ -35,7 +40,7 @@ void rs_model_destroy(struct rs_model *m);
 
 /*
  * Makes room for user index u and item index i (dense, from the id maps),
- * initialising new rows. RS_EFULL past max_users/max_items, RS_ENOMEM; on
+ * initialising new rows (and redrawing a forgotten user's row). RS_EFULL past max_users/max_items, RS_ENOMEM; on
  * error neither side grows. Pass RS_NONE for u or i to grow only the other side.
  */
 rs_err_t rs_model_ensure(struct rs_model *m, uint32_t u, uint32_t i);
@@ -55,6 +60,27 @@ void rs_model_update_play(struct rs_model *m, uint32_t u, uint32_t i, float w);
 
 /* Predicted rating for (u, i), clamped to the rating scale. */
 float rs_model_predict(const struct rs_model *m, uint32_t u, uint32_t i);
+
+/* The ranking score b_i + p_u . q_i (no clamping); NAN for an unknown pair. */
+float rs_model_score(const struct rs_model *m, uint32_t u, uint32_t i);
+
+/* Marks user u as seen at event time ts_ms (the clock never goes back). */
+void rs_model_touch_user(struct rs_model *m, uint32_t u, int64_t ts_ms);
+
+/* The least recently seen live user and its last time, or RS_NONE. */
+uint32_t rs_model_lru_user(const struct rs_model *m, int64_t *last_ms);
+
+/*
+ * Evicts user u: its row is cleared, its replayed events dropped, and the next
+ * rs_model_ensure of u draws a fresh row (for the id that reuses the index).
+ */
+void rs_model_forget_user(struct rs_model *m, uint32_t u);
+
+/* Users with a live row. */
+uint32_t rs_model_live_users(const struct rs_model *m);
+
+/* Bytes of memory the model holds. */
+size_t rs_model_bytes(const struct rs_model *m);
 
 /* Sizes and raw parameters, for the ranker and snapshots (borrowed). */
 int rs_model_factors(const struct rs_model *m);

@@ -26,6 +26,7 @@ struct rs_pipeline_stats {
     uint64_t events_rejected;
     uint64_t rejected_by_reason[RS_REASON_COUNT];
     uint64_t events_over_capacity; /* refused because max_users/max_items was reached */
+    uint64_t users_evicted;        /* idle or least recent users dropped (model.when_full, idle_user_ttl_s) */
     uint64_t lists_published;
     uint64_t lists_deleted;
     uint64_t publish_errors;

@@ -99,7 +99,7 @@ static void test_defaults_match_documented_values(void **state)
     assert_int_equal(conf->publish_interval_ms, 100);
     assert_int_equal(conf->factors, 64);
     assert_true(conf->learning_rate == 0.01);
-    assert_true(conf->regularization == 0.02);
+    assert_true(conf->regularization == 0.08);
     assert_true(conf->init_std == 0.1);
     assert_true(conf->rating_min == 1.0);
     assert_true(conf->rating_max == 5.0);

@@ -534,20 +534,20 @@ static void test_plays_raise_played_items(void **unused)
     struct rs_model *m = rs_model_create(&p);
     assert_non_null(m);
     assert_int_equal(rs_model_ensure(m, 9, 49), RS_OK);
-    float before = raw_dot(m, 0, 7);
+    float before = rs_model_score(m, 0, 7);
     for (int n = 0; n < 100; n++) {
         rs_model_update_play(m, 0, 7, 3.0f);
         rs_model_update_play(m, 0, 11, 1.0f);
     }
-    assert_true(raw_dot(m, 0, 7) > before + 0.5f);
+    assert_true(rs_model_score(m, 0, 7) > before + 0.5f);
     for (uint32_t i = 0; i < 50; i++) {
         if (i == 7 || i == 11) continue;
-        assert_true(raw_dot(m, 0, 7) > raw_dot(m, 0, i));
-        assert_true(raw_dot(m, 0, 11) > raw_dot(m, 0, i));
+        assert_true(rs_model_score(m, 0, 7) > rs_model_score(m, 0, i));
+        assert_true(rs_model_score(m, 0, 11) > rs_model_score(m, 0, i));
     }
-    /* Plays leave the rating side alone. */
+    /* The played items' biases rise (a popularity prior); mu and b_u are rating-only. */
+    assert_true(rs_model_item_biases(m)[7] > 0.0f);
     assert_true(rs_model_user_bias(m, 0) == 0.0f);
-    assert_true(rs_model_item_biases(m)[7] == 0.0f);
     assert_true(rs_model_global_mean(m) == 3.0f);
     assert_true(rs_model_events(m) == 200);
     rs_model_destroy(m);
@@ -654,9 +654,15 @@ static void test_save_load_round_trip_continues_identically(void **unused)
 {
     (void)unused;
     struct rs_model_params p = default_params();
+    p.replay_ratio = 1.5f;
+    p.replay_size = 700; /* wraps during feed */
     struct rs_model *a = rs_model_create(&p);
     assert_non_null(a);
     feed(a, 11);
+    /* Evicted users and the recency order are part of the state. */
+    rs_model_forget_user(a, 3);
+    rs_model_forget_user(a, 17);
+    rs_model_touch_user(a, 40, 1000);
     struct mem mm = {0};
     struct rs_writer w = {mem_write, &mm};
     struct rs_reader r = {mem_read, mem_remaining, &mm};
@@ -671,6 +677,8 @@ static void test_save_load_round_trip_continues_identically(void **unused)
             float x = rs_model_predict(a, u, i), y = rs_model_predict(b, u, i);
             assert_memory_equal(&x, &y, sizeof(float));
         }
+    assert_int_equal(rs_model_lru_user(a, NULL), rs_model_lru_user(b, NULL));
+    assert_int_equal(rs_model_live_users(a), rs_model_live_users(b));
     /* More events, including new users and items (drawn from the PRNG). */
     feed(a, 12);
     feed(b, 12);
@@ -741,6 +749,132 @@ static void test_load_rejects_truncated_and_corrupt_input(void **unused)
     rs_model_destroy(a);
 }
 
+/* Recency order, eviction, and a fresh row for the index's next owner. */
+static void test_eviction_follows_recency_and_redraws_rows(void **unused)
+{
+    (void)unused;
+    struct rs_model_params p = default_params();
+    p.replay_ratio = 2.0f;
+    p.replay_size = 64;
+    struct rs_model *m = rs_model_create(&p);
+    assert_non_null(m);
+    assert_int_equal(rs_model_ensure(m, 3, 3), RS_OK); /* users 0..3, 0 least recent */
+    assert_int_equal(rs_model_live_users(m), 4);
+    rs_model_touch_user(m, 0, 1000);
+    rs_model_touch_user(m, 2, 2000);
+    int64_t last = -1;
+    assert_int_equal(rs_model_lru_user(m, &last), 1);
+    assert_true(last == 0);
+    for (int n = 0; n < 50; n++)
+        rs_model_update_rate(m, 1, 2, 5.0f);
+    float old_row[8];
+    memcpy(old_row, rs_model_user_factors(m, 1), sizeof(old_row));
+    rs_model_forget_user(m, 1);
+    assert_int_equal(rs_model_live_users(m), 3);
+    assert_int_equal(rs_model_lru_user(m, &last), 3);
+    rs_model_forget_user(m, 3);
+    assert_int_equal(rs_model_lru_user(m, &last), 0);
+    assert_true(last == 1000);
+    /* A forgotten user takes no updates; its events are not replayed onto others. */
+    assert_true(isnan(rs_model_update_rate(m, 1, 2, 5.0f)));
+    assert_true(rs_model_user_bias(m, 1) == 0.0f);
+    for (int n = 0; n < 200; n++)
+        rs_model_update_rate(m, 0, 0, 3.0f); /* replays run; user 1's ring entries are skipped */
+    assert_true(rs_model_user_bias(m, 1) == 0.0f);
+    const float *z = rs_model_user_factors(m, 1);
+    for (int f = 0; f < 8; f++)
+        assert_true(z[f] == 0.0f);
+    /* The index's next owner gets a newly drawn row and is the most recent user. */
+    assert_int_equal(rs_model_ensure(m, 1, 0), RS_OK);
+    assert_int_equal(rs_model_live_users(m), 3);
+    assert_memory_not_equal(rs_model_user_factors(m, 1), old_row, sizeof(old_row));
+    assert_true(rs_model_user_factors(m, 1)[0] != 0.0f);
+    assert_false(isnan(rs_model_update_rate(m, 1, 2, 5.0f)));
+    assert_int_equal(rs_model_lru_user(m, NULL), 0);
+    rs_model_destroy(m);
+}
+
+/* Replay adds steps (changes the bits) but stays deterministic. */
+static void test_replay_is_deterministic_and_bounded(void **unused)
+{
+    (void)unused;
+    struct rs_model_params p = default_params();
+    p.replay_ratio = 1.5f;
+    p.replay_size = 100;
+    struct rs_model *a = rs_model_create(&p), *b = rs_model_create(&p);
+    struct rs_model_params q = default_params();
+    struct rs_model *c = rs_model_create(&q);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(c);
+    feed(a, 3);
+    feed(b, 3);
+    feed(c, 3);
+    struct state sa, sb, sc;
+    state_take(a, &sa);
+    state_take(b, &sb);
+    state_take(c, &sc);
+    assert_state_equal(&sa, &sb);
+    assert_memory_not_equal(sa.Q, sc.Q, sa.ni * sa.k * sizeof(float));
+    /* Only live events count; the ring is bounded by replay_size. */
+    assert_true(rs_model_events(a) == rs_model_events(c));
+    assert_true(rs_model_bytes(a) - rs_model_bytes(c) == 100 * 16);
+    state_free(&sa);
+    state_free(&sb);
+    state_free(&sc);
+    rs_model_destroy(a);
+    rs_model_destroy(b);
+    rs_model_destroy(c);
+}
+
+/* Streaming with replay reaches a multi-epoch fit in one pass over a planted matrix. */
+static void test_replay_improves_a_single_pass(void **unused)
+{
+    (void)unused;
+    enum { NU = 300, NI = 200, R = 3, N = 30000 };
+    static float U[NU][R], V[NI][R];
+    uint64_t s = 17;
+    for (int u = 0; u < NU; u++)
+        for (int r = 0; r < R; r++)
+            U[u][r] = (float)(0.7 * tnormal(&s));
+    for (int i = 0; i < NI; i++)
+        for (int r = 0; r < R; r++)
+            V[i][r] = (float)(0.7 * tnormal(&s));
+    double rmse[2];
+    for (int with = 0; with < 2; with++) {
+        struct rs_model_params p = default_params();
+        p.learning_rate = 0.02f;
+        p.replay_ratio = with ? 3.0f : 0.0f;
+        p.replay_size = with ? 20000 : 0;
+        struct rs_model *m = rs_model_create(&p);
+        assert_non_null(m);
+        assert_int_equal(rs_model_ensure(m, NU - 1, NI - 1), RS_OK);
+        uint64_t t = 99;
+        for (int n = 0; n < N; n++) {
+            uint32_t u = (uint32_t)(trng(&t) % NU), i = (uint32_t)(trng(&t) % NI);
+            float v = 3.0f;
+            for (int r = 0; r < R; r++)
+                v += U[u][r] * V[i][r];
+            v = v < 1.0f ? 1.0f : v > 5.0f ? 5.0f : v;
+            rs_model_update_rate(m, u, i, v);
+        }
+        double se = 0.0;
+        for (uint32_t u = 0; u < NU; u++)
+            for (uint32_t i = 0; i < NI; i++) {
+                float v = 3.0f;
+                for (int r = 0; r < R; r++)
+                    v += U[u][r] * V[i][r];
+                v = v < 1.0f ? 1.0f : v > 5.0f ? 5.0f : v;
+                double d = rs_model_predict(m, u, i) - v;
+                se += d * d;
+            }
+        rmse[with] = sqrt(se / (NU * NI));
+        rs_model_destroy(m);
+    }
+    print_message("single pass RMSE: %.4f without replay, %.4f with\n", rmse[0], rmse[1]);
+    assert_true(rmse[1] < 0.9 * rmse[0]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -758,6 +892,9 @@ int main(void)
         cmocka_unit_test(test_negative_never_hits_played_item),
         cmocka_unit_test(test_play_weight_scales_step),
         cmocka_unit_test(test_save_load_round_trip_continues_identically),
+        cmocka_unit_test(test_eviction_follows_recency_and_redraws_rows),
+        cmocka_unit_test(test_replay_is_deterministic_and_bounded),
+        cmocka_unit_test(test_replay_improves_a_single_pass),
         cmocka_unit_test(test_load_rejects_truncated_and_corrupt_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

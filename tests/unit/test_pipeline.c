@@ -2,11 +2,13 @@
  * test_pipeline.c - the model side of the main loop without a Redis sink:
  * good payloads are applied and counted, bad ones are counted by reason and
  * leave the model alone, ids map to the same dense index whether they arrive
- * as integers or strings, and the capacity bound refuses new ids without
- * stopping the stream. Snapshots: a restored pipeline holds the same state
- * (offsets, counts, every section byte for byte) and, fed the same events,
- * stays bit-identical to one that never stopped; a snapshot whose sections
- * do not hold together is refused and leaves the pipeline as it was.
+ * as integers or strings, the capacity bound refuses new ids without
+ * stopping the stream (when_full = refuse) or evicts the least recently seen
+ * user (when_full = evict) so that memory stays flat under endless new ids.
+ * Snapshots: a restored pipeline holds the same state (offsets, counts, every
+ * section byte for byte) and, fed the same events, stays bit-identical to one
+ * that never stopped; a snapshot whose sections do not hold together is
+ * refused and leaves the pipeline as it was.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +19,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include <unistd.h>
 
 #include "recstream/config.h"
 #include "recstream/log.h"
@@ -93,7 +97,7 @@ static void test_integer_and_string_ids_are_the_same_user(void **state)
 static void test_capacity_bound_refuses_new_users_but_keeps_known_ones(void **state)
 {
     char errstr[256], json[128];
-    struct rs_config *conf = conf_with("model.max_users=3", NULL);
+    struct rs_config *conf = conf_with("model.max_users=3", "model.when_full=refuse");
     struct rs_pipeline *p = rs_pipeline_create(conf, NULL, errstr, sizeof(errstr));
     (void)state;
 
@@ -208,9 +212,9 @@ static rs_err_t fill_meta_only(void *ctx, struct rs_snapshot_writer *sw)
 {
     (void)ctx;
     struct rs_writer *w = rs_snapshot_section_begin(sw, 1, "meta");
-    uint64_t zeros[6] = {0};
+    uint64_t zeros[7] = {0};
     if (!w) return RS_EIO;
-    rs_write_u32(w, 6);
+    rs_write_u32(w, 7);
     w->write(w->ctx, zeros, sizeof(zeros));
     rs_write_u32(w, 0);
     return rs_snapshot_section_end(sw);
@@ -244,6 +248,117 @@ static void test_a_snapshot_that_does_not_hold_together_leaves_the_pipeline_alon
     assert_int_equal(system(cmd), 0);
 }
 
+static size_t rss_bytes(void)
+{
+    unsigned long size = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f == NULL) return 0;
+    if (fscanf(f, "%lu %lu", &size, &resident) != 2) resident = 0;
+    fclose(f);
+    return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/*
+ * 10 million distinct new user ids through a pipeline capped at 10,000 users:
+ * the least recently seen are evicted, the bytes held (and the process's
+ * resident memory) stop growing once the cap is reached, and 100 users who
+ * keep coming back keep their ids, rows and histories throughout.
+ */
+static void test_endless_new_users_evict_the_least_recent_and_memory_stays_flat(void **state)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    const uint64_t total = 2000000; /* ASan is slower, and its quarantine inflates RSS */
+    const int check_rss = 0;
+#else
+    const uint64_t total = 10000000;
+    const int check_rss = 1;
+#endif
+    enum { CAP = 10000, ACTIVE = 100 };
+    char errstr[256];
+    struct rs_config *conf = conf_with("model.max_users=10000", "model.when_full=evict");
+    struct rs_pipeline *p = rs_pipeline_create(conf, NULL, errstr, sizeof(errstr));
+    static struct rs_event ev;
+    size_t rss_warm = 0, bytes_warm = 0;
+    uint64_t fresh = 0;
+    (void)state;
+    assert_non_null(p);
+
+    ev.type = RS_EVENT_PLAY;
+    ev.value = 1.0f;
+    for (uint64_t n = 0; n < total; n++) {
+        if (n % 50 == 0) /* each active user returns every 5,000 events */
+            ev.user_len = (uint16_t)snprintf(ev.user, sizeof(ev.user), "active-%d",
+                                             (int)((n / 50) % ACTIVE));
+        else
+            ev.user_len = (uint16_t)snprintf(ev.user, sizeof(ev.user), "new-%llu",
+                                             (unsigned long long)fresh++);
+        ev.item_len = (uint16_t)snprintf(ev.item, sizeof(ev.item), "i%d", (int)(n % 500));
+        ev.ts_ms = (int64_t)n;
+        assert_int_equal(rs_pipeline_apply(p, &ev), RS_OK);
+        if (n % 4096 == 0) rs_pipeline_publish(p); /* no sink: drains the dirty set */
+        if (n == 200000) {
+            rss_warm = rss_bytes();
+            bytes_warm = rs_model_bytes(rs_pipeline_model(p)) +
+                         rs_idmap_bytes(rs_pipeline_users(p));
+        }
+    }
+    size_t bytes_end = rs_model_bytes(rs_pipeline_model(p)) +
+                       rs_idmap_bytes(rs_pipeline_users(p));
+    size_t rss_end = rss_bytes();
+    print_message("users held %u, evicted %llu; model+ids %zu -> %zu bytes, RSS %zu -> %zu\n",
+                  rs_idmap_count(rs_pipeline_users(p)),
+                  (unsigned long long)rs_pipeline_stats(p)->users_evicted, bytes_warm,
+                  bytes_end, rss_warm, rss_end);
+    assert_true(rs_idmap_count(rs_pipeline_users(p)) <= CAP);
+    assert_true(rs_idmap_span(rs_pipeline_users(p)) <= CAP);
+    assert_true(rs_pipeline_stats(p)->users_evicted >= total - total / 50 - CAP);
+    assert_int_equal(rs_pipeline_stats(p)->events_over_capacity, 0);
+    /* The cap holds: what the model and id map own is the same as after warm-up. */
+    assert_true(bytes_end <= bytes_warm + bytes_warm / 4);
+    if (check_rss) assert_true(rss_end <= rss_warm + (16u << 20));
+    /* The returning users kept their place and their learnt rows. */
+    for (int a = 0; a < ACTIVE; a++) {
+        uint32_t u;
+        char id[32];
+        int len = snprintf(id, sizeof(id), "active-%d", a);
+        assert_int_equal(rs_idmap_find(rs_pipeline_users(p), id, (size_t)len, &u), RS_OK);
+        const float *row = rs_model_user_factors(rs_pipeline_model(p), u);
+        assert_non_null(row);
+        assert_true(row[0] != 0.0f);
+    }
+    /* A user not seen for 10,000 newer ones is gone. */
+    assert_int_equal(rs_idmap_find(rs_pipeline_users(p), "new-0", 5, NULL), RS_ENOENT);
+    rs_pipeline_destroy(p);
+    rs_config_destroy(conf);
+}
+
+static void test_idle_users_are_evicted_after_the_ttl(void **state)
+{
+    char errstr[256];
+    struct rs_config *conf = conf_with("model.idle_user_ttl_s=60", NULL);
+    struct rs_pipeline *p = rs_pipeline_create(conf, NULL, errstr, sizeof(errstr));
+    struct rs_event ev = {.type = RS_EVENT_PLAY, .value = 1.0f};
+    (void)state;
+    assert_non_null(p);
+    const char *users[] = {"old", "mid", "new"};
+    const int64_t at[] = {0, 30000, 50000};
+    for (int j = 0; j < 3; j++) {
+        ev.user_len = (uint16_t)snprintf(ev.user, sizeof(ev.user), "%s", users[j]);
+        ev.item_len = (uint16_t)snprintf(ev.item, sizeof(ev.item), "x");
+        ev.ts_ms = at[j];
+        assert_int_equal(rs_pipeline_apply(p, &ev), RS_OK);
+    }
+    /* At t = 80 s only "old" (last seen at 0) is past 60 s of idleness. */
+    ev.user_len = (uint16_t)snprintf(ev.user, sizeof(ev.user), "new");
+    ev.ts_ms = 80000;
+    assert_int_equal(rs_pipeline_apply(p, &ev), RS_OK);
+    assert_int_equal(rs_idmap_find(rs_pipeline_users(p), "old", 3, NULL), RS_ENOENT);
+    assert_int_equal(rs_idmap_find(rs_pipeline_users(p), "mid", 3, NULL), RS_OK);
+    assert_int_equal(rs_pipeline_stats(p)->users_evicted, 1);
+    rs_pipeline_destroy(p);
+    rs_config_destroy(conf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -252,6 +367,8 @@ int main(void)
         cmocka_unit_test(test_capacity_bound_refuses_new_users_but_keeps_known_ones),
         cmocka_unit_test(test_a_restored_pipeline_stays_bit_identical_to_one_that_never_stopped),
         cmocka_unit_test(test_a_snapshot_that_does_not_hold_together_leaves_the_pipeline_alone),
+        cmocka_unit_test(test_endless_new_users_evict_the_least_recent_and_memory_stays_flat),
+        cmocka_unit_test(test_idle_users_are_evicted_after_the_ttl),
     };
     rs_log_set_level(RS_LOG_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);
