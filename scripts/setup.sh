@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   librdkafka-dev libhiredis-dev libmsgpack-dev libopenblas-dev
-  libinih-dev libjansson-dev libcmocka-dev libmicrohttpd-dev
+  libinih-dev libjansson-dev libcmocka-dev libmicrohttpd-dev libxxhash-dev
   redis-server python3 python3-yaml
   openjdk-17-jre-headless maven
 )

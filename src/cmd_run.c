@@ -1,16 +1,22 @@
 /*
- * cmd_run.c - `recstream run`, the daemon: consume the event topics, apply
- * every event to the model, publish dirty users' lists to Redis every
- * publish interval, and commit the consumed offsets once their events are in
- * the model and their users' lists are written. SIGTERM or SIGINT stops it:
- * it drains what it holds, publishes, commits, leaves the group and exits 0.
+ * cmd_run.c - `recstream run`, the daemon: restore the newest snapshot that
+ * verifies, consume every partition from the offset stored in it, apply each
+ * event to the model, publish dirty users' lists to Redis every publish
+ * interval, and snapshot the state every interval_s / every_events in a forked
+ * child. Kafka offsets are committed only once a snapshot holding them is on
+ * disk, so after any crash each event is in the model exactly once. SIGTERM
+ * or SIGINT stops it: it publishes, writes a final snapshot, commits its
+ * offsets, leaves the group and exits 0. SIGHUP re-reads the config file;
+ * with [metrics] listen set, /metrics is served from the model's counters.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "recstream/cli.h"
 #include "recstream/exposition.h"
@@ -19,6 +25,7 @@
 #include "recstream/metrics.h"
 #include "recstream/pipeline.h"
 #include "recstream/redis.h"
+#include "recstream/snapshot.h"
 
 #define CONSUME_BATCH 10000
 #define STATS_EVERY_NS (10ull * 1000000000ull)
@@ -65,11 +72,112 @@ static void update_metrics(struct rs_metrics *metrics, const struct rs_pipeline 
         rs_metrics_publish(metrics, text->data, text->len);
 }
 
+/* The snapshot side of the loop: the writer in flight and what it will make durable. */
+struct snap_state {
+    const struct rs_config *conf;
+    struct rs_pipeline *p;
+    struct rs_kafka *kc;
+    struct rs_snapshot_shape shape;
+    pid_t child;                     /* 0: none in flight */
+    struct rs_kafka_offset *pending; /* the offsets the child's snapshot holds */
+    size_t pending_cnt;
+    uint64_t handled;                /* messages since the last snapshot started */
+    uint64_t last_ns;                /* when the last snapshot started */
+    uint64_t fork_max_ns;            /* longest ingestion stall taking one */
+    uint64_t written, failed;
+};
+
 static int handle_message(void *opaque, const struct rs_kafka_msg *msg)
 {
-    struct rs_pipeline *p = opaque;
-    rs_pipeline_handle(p, msg->payload, msg->len, msg->ts_ms > 0 ? msg->ts_ms : 0);
+    struct snap_state *ss = opaque;
+    rs_pipeline_handle(ss->p, msg->payload, msg->len, msg->ts_ms > 0 ? msg->ts_ms : 0);
+    if (rs_pipeline_set_offset(ss->p, msg->topic, msg->partition, msg->offset + 1))
+        rs_error("out of memory tracking %s[%d]", msg->topic, msg->partition);
+    ss->handled++;
     return 0; /* applied or counted as bad: either way it is done with */
+}
+
+/* rs_kafka_offset_fn: partitions the snapshot knows resume where it stopped. */
+static int snapshot_offset(void *opaque, const char *topic, int32_t partition, int64_t *offset)
+{
+    return rs_pipeline_offset(opaque, topic, partition, offset);
+}
+
+/* Copies the pipeline's offsets: what a snapshot taken now will hold. */
+static rs_err_t capture_offsets(struct snap_state *ss)
+{
+    const struct rs_pipeline_offset *offs;
+    size_t n = rs_pipeline_offsets(ss->p, &offs);
+    struct rs_kafka_offset *copy = n ? malloc(n * sizeof(*copy)) : NULL;
+
+    if (n && !copy) return RS_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        copy[i].topic = offs[i].topic; /* pipeline-owned, never freed while it lives */
+        copy[i].partition = offs[i].partition;
+        copy[i].offset = offs[i].next;
+    }
+    free(ss->pending);
+    ss->pending = copy;
+    ss->pending_cnt = n;
+    return RS_OK;
+}
+
+static int snapshot_due(const struct snap_state *ss)
+{
+    const struct rs_config *conf = ss->conf;
+    if (ss->child || ss->handled == 0) return 0;
+    if (conf->snapshot_every_events > 0 &&
+        ss->handled >= (uint64_t)conf->snapshot_every_events)
+        return 1;
+    return conf->snapshot_interval_s > 0 &&
+           rs_mono_ns() - ss->last_ns >= (uint64_t)conf->snapshot_interval_s * 1000000000ull;
+}
+
+/* Forks the writer. The fork is the only pause ingestion sees. */
+static void snapshot_start(struct snap_state *ss)
+{
+    uint64_t t0;
+    rs_err_t err;
+
+    ss->last_ns = rs_mono_ns();
+    ss->handled = 0;
+    if (capture_offsets(ss)) {
+        rs_error("snapshot: out of memory");
+        return;
+    }
+    t0 = rs_mono_ns();
+    err = rs_snapshot_bg_start(ss->conf->snapshot_dir, ss->conf->snapshot_keep, &ss->shape,
+                               rs_pipeline_snapshot_fill, ss->p, &ss->child);
+    t0 = rs_mono_ns() - t0;
+    if (t0 > ss->fork_max_ns) ss->fork_max_ns = t0;
+    if (err) {
+        rs_error("snapshot: fork failed: %s; offsets stay at the last snapshot",
+                 strerror(errno));
+        ss->child = 0;
+        ss->failed++;
+        return;
+    }
+    rs_debug("snapshot: writer %d started, fork took %.2f ms", (int)ss->child, t0 / 1e6);
+}
+
+/* Reaps the writer; on success its offsets become the committed ones. */
+static void snapshot_reap(struct snap_state *ss, int wait)
+{
+    enum rs_snapshot_bg_state st;
+
+    if (!ss->child) return;
+    st = rs_snapshot_bg_poll(ss->child, wait);
+    if (st == RS_SNAPSHOT_BG_RUNNING) return;
+    ss->child = 0;
+    if (st == RS_SNAPSHOT_BG_DONE) {
+        ss->written++;
+        rs_kafka_commit_offsets(ss->kc, ss->pending, ss->pending_cnt, 0);
+        rs_debug("snapshot written; %zu partition offset(s) committed", ss->pending_cnt);
+    } else {
+        ss->failed++;
+        rs_error("snapshot failed (see above): nothing committed past the last good "
+                 "snapshot; ingestion goes on");
+    }
 }
 
 static void usage(FILE *out)
@@ -88,7 +196,9 @@ static void usage(FILE *out)
             "      --check            load and check the configuration, then exit\n"
             "  -h, --help             this text\n"
             "\n"
-            "Stop with SIGTERM or SIGINT: lists are published and offsets committed first.\n"
+            "Start-up restores the newest snapshot in [snapshot] dir that verifies and\n"
+            "resumes each partition where it stopped. Stop with SIGTERM or SIGINT: lists\n"
+            "are published, a final snapshot is written and its offsets committed.\n"
             "SIGHUP re-reads the file and applies ranking weights, log level and publish\n"
             "interval at once; other changed keys are reported and wait for a restart.\n"
             "\n"
@@ -133,15 +243,18 @@ int rs_cmd_run(int argc, char **argv)
     struct rs_redis *redis = NULL;
     struct rs_pipeline *p = NULL;
     struct rs_kafka *kc = NULL;
-    char errstr[512];
-    int opt, rc = RS_EXIT_RUNTIME;
-    uint64_t last_stats, last_commit, deadline;
+    struct snap_state ss;
+    char errstr[512], path[4096];
+    int opt, rc = RS_EXIT_RUNTIME, lock_fd = -1;
+    uint64_t last_stats, deadline;
+    rs_err_t err;
     struct sigaction sa;
     struct rs_metrics *metrics = NULL;
     struct rs_exposition_extra extra = {rs_now_ms()};
     struct rs_buf text;
     uint64_t last_metrics = 0;
 
+    rs_buf_init(&text);
     optind = 1;
     while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
         switch (opt) {
@@ -172,14 +285,17 @@ int rs_cmd_run(int argc, char **argv)
         rs_config_destroy(conf);
         return RS_EXIT_OK;
     }
+    memset(&ss, 0, sizeof(ss));
+    ss.conf = conf;
+    rs_pipeline_shape(conf, &ss.shape);
 
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
-    rs_buf_init(&text);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* over a file size limit a snapshot fails (EFBIG), loudly */
 
     redis = rs_redis_create(conf);
     if (!redis) goto out;
@@ -189,6 +305,26 @@ int rs_cmd_run(int argc, char **argv)
     p = rs_pipeline_create(conf, redis, errstr, sizeof(errstr));
     if (!p) {
         rs_error("%s", errstr);
+        goto out;
+    }
+    ss.p = p;
+    lock_fd = rs_snapshot_lock_dir(conf->snapshot_dir, errstr, sizeof(errstr));
+    if (lock_fd < 0) {
+        fprintf(stderr, "recstream: %s\n", errstr);
+        rc = RS_EXIT_USAGE;
+        goto out;
+    }
+    err = rs_snapshot_load_newest(conf->snapshot_dir, &ss.shape, rs_pipeline_snapshot_load, p,
+                                  path, sizeof(path), errstr, sizeof(errstr));
+    if (err == RS_OK) {
+        rs_info("restored %s: %llu events, %u users, %u items", path,
+                (unsigned long long)rs_pipeline_stats(p)->events_applied,
+                rs_idmap_count(rs_pipeline_users(p)), rs_idmap_count(rs_pipeline_items(p)));
+    } else if (err == RS_ENOENT) {
+        rs_info("no snapshot in %s: starting with an empty model", conf->snapshot_dir);
+    } else {
+        fprintf(stderr, "recstream: %s\n", errstr);
+        rc = err == RS_EINVAL ? RS_EXIT_USAGE : RS_EXIT_RUNTIME;
         goto out;
     }
     if (conf->metrics_listen && *conf->metrics_listen) {
@@ -205,25 +341,21 @@ int rs_cmd_run(int argc, char **argv)
         rc = RS_EXIT_USAGE;
         goto out;
     }
+    ss.kc = kc;
+    rs_kafka_set_offset_fn(kc, snapshot_offset, p);
     if (brokers_file && rs_kafka_embedded_bootstraps(kc) &&
         write_brokers_file(brokers_file, rs_kafka_embedded_bootstraps(kc)))
         goto out;
     rs_info("recstream %s running: topics %s..., group %s, redis %s:%d", RS_VERSION,
             conf->topics[0], conf->group_id, conf->redis_host, conf->redis_port);
 
-    last_stats = last_commit = rs_mono_ns();
+    last_stats = ss.last_ns = rs_mono_ns();
     while (!stop_requested) {
         int timeout = conf->publish_interval_ms < 100 ? conf->publish_interval_ms : 100;
-        rs_kafka_consume(kc, timeout, CONSUME_BATCH, handle_message, p);
-        /* Every stored offset belongs to an event consumed before this
-         * publish, so after a good publish they may all be committed. */
-        if (rs_pipeline_publish_due(p) && rs_pipeline_publish(p) == RS_OK) {
-            rs_kafka_commit(kc, 0);
-            last_commit = rs_mono_ns();
-        } else if (rs_pipeline_dirty(p) == 0 && rs_mono_ns() - last_commit >= STATS_EVERY_NS / 10) {
-            rs_kafka_commit(kc, 0); /* e.g. only bad messages since the last one */
-            last_commit = rs_mono_ns();
-        }
+        rs_kafka_consume(kc, timeout, CONSUME_BATCH, handle_message, &ss);
+        if (rs_pipeline_publish_due(p)) rs_pipeline_publish(p);
+        snapshot_reap(&ss, 0);
+        if (snapshot_due(&ss)) snapshot_start(&ss);
         if (reload_requested) {
             reload_requested = 0;
             reload(conf, &copts);
@@ -234,31 +366,48 @@ int rs_cmd_run(int argc, char **argv)
         }
         if (rs_mono_ns() - last_stats >= STATS_EVERY_NS) {
             log_stats(p);
-            last_stats = last_commit = rs_mono_ns();
+            rs_info("snapshots written %llu, failed %llu, longest fork %.2f ms",
+                    (unsigned long long)ss.written, (unsigned long long)ss.failed,
+                    ss.fork_max_ns / 1e6);
+            last_stats = rs_mono_ns();
         }
     }
 
     rs_info("stopping: publishing %zu pending lists", rs_pipeline_dirty(p));
+    snapshot_reap(&ss, 1);
     deadline = rs_mono_ns() + SHUTDOWN_PUBLISH_NS;
     while (rs_pipeline_publish(p) != RS_OK && rs_mono_ns() < deadline) {
         struct timespec pause = {0, 200000000};
         nanosleep(&pause, NULL);
     }
-    if (rs_pipeline_dirty(p) == 0)
-        rs_kafka_commit(kc, 1);
-    else
-        rs_warn("%zu lists could not be written; offsets not committed",
+    if (rs_pipeline_dirty(p) > 0)
+        rs_warn("%zu lists could not be written; they are kept in the snapshot",
                 rs_pipeline_dirty(p));
+    /* The final snapshot, in the foreground: nothing is consumed any more. */
+    if (capture_offsets(&ss) ||
+        rs_snapshot_write(conf->snapshot_dir, conf->snapshot_keep, &ss.shape,
+                          rs_pipeline_snapshot_fill, p, path, sizeof(path), errstr,
+                          sizeof(errstr))) {
+        rs_error("final snapshot failed: %s; offsets stay at the last snapshot", errstr);
+        log_stats(p);
+        goto out;
+    }
+    rs_kafka_commit_offsets(kc, ss.pending, ss.pending_cnt, 1);
+    rs_info("final snapshot %s written, %zu partition offset(s) committed", path,
+            ss.pending_cnt);
     log_stats(p);
     if (metrics) update_metrics(metrics, p, &extra, &text);
     rc = RS_EXIT_OK;
 
 out:
+    if (ss.child) snapshot_reap(&ss, 1);
+    free(ss.pending);
     rs_kafka_destroy(kc);
     rs_metrics_destroy(metrics);
     rs_buf_free(&text);
     rs_pipeline_destroy(p);
     rs_redis_destroy(redis);
     rs_config_destroy(conf);
+    if (lock_fd >= 0) close(lock_fd);
     return rc;
 }

@@ -192,7 +192,7 @@ static const struct opt opts[] = {
     INT("snapshot", "interval_s", snapshot_interval_s, "60", 0, 86400,
         "seconds between snapshots; 0: not by time"),
     INT64("snapshot", "every_events", snapshot_every_events, "0", 0, INT64_MAX,
-          "events between snapshots; 0: not by count"),
+          "messages consumed between snapshots; 0: not by count"),
     INT("snapshot", "keep", snapshot_keep, "3", 1, 1000, "snapshots kept on disk"),
 
     STR("metrics", "listen", metrics_listen, "127.0.0.1:9464", 0,

@@ -120,3 +120,39 @@ size_t rs_dirty_take(struct rs_dirty *d, uint32_t *out, size_t max)
         d->head = 0;
     return n;
 }
+
+rs_err_t rs_dirty_save(const struct rs_dirty *d, struct rs_writer *w)
+{
+    rs_err_t err = rs_write_u64(w, d->count);
+    for (size_t i = 0; i < d->count && err == RS_OK; i++)
+        err = rs_write_u32(w, d->queue[(d->head + i) % d->cap]);
+    return err;
+}
+
+struct rs_dirty *rs_dirty_load(struct rs_reader *r, rs_err_t *err)
+{
+    struct rs_dirty *d = rs_dirty_create();
+    uint64_t count;
+    uint32_t user;
+
+    if (d == NULL) {
+        *err = RS_ENOMEM;
+        return NULL;
+    }
+    if ((*err = rs_read_u64(r, &count)) != RS_OK)
+        goto fail;
+    if (count > r->remaining(r->ctx) / 4) {
+        *err = RS_ECORRUPT;
+        goto fail;
+    }
+    for (uint64_t i = 0; i < count; i++) {
+        if ((*err = rs_read_u32(r, &user)) != RS_OK || (*err = rs_dirty_mark(d, user)) != RS_OK)
+            goto fail;
+    }
+    *err = RS_OK;
+    return d;
+
+fail:
+    rs_dirty_destroy(d);
+    return NULL;
+}

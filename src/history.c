@@ -129,3 +129,77 @@ void rs_history_clear(struct rs_history *h, uint32_t user)
     h->users[user].n = 0;
     h->users[user].cap = 0;
 }
+
+rs_err_t rs_history_save(const struct rs_history *h, struct rs_writer *w)
+{
+    /* Trailing users without items are not written. */
+    uint64_t nusers = h->nusers;
+    rs_err_t err;
+
+    while (nusers > 0 && h->users[nusers - 1].n == 0)
+        nusers--;
+    if ((err = rs_write_u64(w, nusers)) != RS_OK)
+        return err;
+    for (uint64_t u = 0; u < nusers; u++) {
+        const struct user_items *ui = &h->users[u];
+        if ((err = rs_write_u32(w, ui->n)) != RS_OK)
+            return err;
+        if (ui->n && (err = w->write(w->ctx, ui->items, (size_t)ui->n * sizeof(uint32_t))) != RS_OK)
+            return err;
+    }
+    return RS_OK;
+}
+
+struct rs_history *rs_history_load(struct rs_reader *r, rs_err_t *err)
+{
+    struct rs_history *h = rs_history_create();
+    uint64_t nusers;
+    uint32_t n;
+
+    if (h == NULL) {
+        *err = RS_ENOMEM;
+        return NULL;
+    }
+    if ((*err = rs_read_u64(r, &nusers)) != RS_OK)
+        goto fail;
+    /* Each user takes at least its 4-byte count. */
+    if (nusers > UINT32_MAX || nusers * 4 > r->remaining(r->ctx)) {
+        *err = RS_ECORRUPT;
+        goto fail;
+    }
+    if (nusers > 0 && grow_users(h, (uint32_t)(nusers - 1)) != 0) {
+        *err = RS_ENOMEM;
+        goto fail;
+    }
+    for (uint64_t u = 0; u < nusers; u++) {
+        struct user_items *ui = &h->users[u];
+        if ((*err = rs_read_u32(r, &n)) != RS_OK)
+            goto fail;
+        if ((uint64_t)n * sizeof(uint32_t) > r->remaining(r->ctx)) {
+            *err = RS_ECORRUPT;
+            goto fail;
+        }
+        if (n == 0)
+            continue;
+        if ((ui->items = malloc((size_t)n * sizeof(uint32_t))) == NULL) {
+            *err = RS_ENOMEM;
+            goto fail;
+        }
+        ui->cap = n;
+        if ((*err = r->read(r->ctx, ui->items, (size_t)n * sizeof(uint32_t))) != RS_OK)
+            goto fail;
+        ui->n = n;
+        for (uint32_t j = 1; j < n; j++) {
+            if (ui->items[j - 1] >= ui->items[j]) {
+                *err = RS_ECORRUPT; /* must be ascending without duplicates */
+                goto fail;
+            }
+        }
+    }
+    *err = RS_OK;
+    return h;
+
+fail:
+    rs_history_destroy(h);
+    return NULL;
+}

@@ -28,6 +28,8 @@ struct rs_kafka {
     char *bootstraps;          /* embedded cluster address, or NULL */
     rd_kafka_topic_t *rkt;     /* producer: the main topic */
     int is_consumer;
+    rs_kafka_offset_fn offset_fn; /* start positions for assigned partitions */
+    void *offset_opaque;
     uint64_t delivery_errors;
     struct rs_log_limit err_limit;
 };
@@ -160,7 +162,9 @@ static void log_partitions(const char *what, const rd_kafka_topic_partition_list
  * Rebalances for both protocols: eager assigns/revokes the whole set,
  * cooperative adds/removes increments. Before partitions are taken away the
  * offsets stored for them are committed, so the next owner starts after the
- * events this process has applied.
+ * events this process has applied - unless an offset function is set: then
+ * positions come from it on assignment (each partition is sought to the
+ * offset it returns) and only its owner commits.
  */
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
@@ -168,17 +172,26 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t ret = RD_KAFKA_RESP_ERR_NO_ERROR;
-    (void)opaque;
+    struct rs_kafka *kc = opaque;
 
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         log_partitions("assigned", parts);
+        for (int i = 0; kc->offset_fn && i < parts->cnt; i++) {
+            int64_t offset;
+            rd_kafka_topic_partition_t *tp = &parts->elems[i];
+            if (kc->offset_fn(kc->offset_opaque, tp->topic, tp->partition, &offset)) {
+                tp->offset = offset;
+                rs_info("kafka: %s[%d] starts at offset %lld (snapshot)", tp->topic,
+                        tp->partition, (long long)offset);
+            }
+        }
         if (cooperative)
             error = rd_kafka_incremental_assign(rk, parts);
         else
             ret = rd_kafka_assign(rk, parts);
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         log_partitions("revoked", parts);
-        if (!rd_kafka_assignment_lost(rk)) rd_kafka_commit(rk, NULL, 0);
+        if (!kc->offset_fn && !rd_kafka_assignment_lost(rk)) rd_kafka_commit(rk, NULL, 0);
         if (cooperative)
             error = rd_kafka_incremental_unassign(rk, parts);
         else
@@ -381,6 +394,33 @@ rs_err_t rs_kafka_commit(struct rs_kafka *kc, int sync)
         return RS_EKAFKA;
     }
     return RS_OK;
+}
+
+rs_err_t rs_kafka_commit_offsets(struct rs_kafka *kc, const struct rs_kafka_offset *offs,
+                                 size_t n, int sync)
+{
+    rd_kafka_topic_partition_list_t *list;
+    rd_kafka_resp_err_t err;
+
+    if (n == 0) return RS_OK;
+    list = rd_kafka_topic_partition_list_new((int)n);
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(list, offs[i].topic, offs[i].partition)->offset =
+            offs[i].offset;
+    err = rd_kafka_commit(kc->rk, list, !sync);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        rs_log_limited(&kc->err_limit, RS_LOG_WARN, "kafka: commit: %s",
+                       rd_kafka_err2str(err));
+        return RS_EKAFKA;
+    }
+    return RS_OK;
+}
+
+void rs_kafka_set_offset_fn(struct rs_kafka *kc, rs_kafka_offset_fn fn, void *opaque)
+{
+    kc->offset_fn = fn;
+    kc->offset_opaque = opaque;
 }
 
 rs_err_t rs_kafka_produce(struct rs_kafka *kc, const void *key, size_t key_len,

@@ -17,6 +17,7 @@ static const struct {
     {"replay", rs_cmd_replay, "the same pipeline fed from a file (backfill)"},
     {"produce", rs_cmd_produce, "write a file's events into the Kafka topic"},
     {"gen", rs_cmd_gen, "write a synthetic event stream with planted structure"},
+    {"snapshot-info", rs_cmd_snapshot_info, "verify and describe a snapshot file"},
     {"eval", rs_cmd_eval, "measure the model: cross-validation or prequential replay"},
     {"recommend", rs_cmd_recommend, "a user's list with reasons, or an item's similar items"},
 };
@@ -29,7 +30,7 @@ static void usage(FILE *out)
                  "after every event, each active user's top-N list kept in Redis.\n\n"
                  "commands:\n");
     for (size_t c = 0; c < sizeof(commands) / sizeof(commands[0]); c++)
-        fprintf(out, "  %-9s %s\n", commands[c].name, commands[c].summary);
+        fprintf(out, "  %-13s %s\n", commands[c].name, commands[c].summary);
     fprintf(out, "\n`recstream <command> --help` describes each one.\n"
                  "exit codes: 0 ok, 1 runtime error, 2 usage or configuration error\n");
 }

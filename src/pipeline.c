@@ -13,7 +13,9 @@
  * whose neighbours changed (the rest wait for the next publish), then the
  * trending list `pop` when any event arrived since the last one.
  *
- * Everything here runs on the one thread that owns the model.
+ * Everything here runs on the one thread that owns the model. Snapshots are
+ * written from a forked copy of this state (see snapshot.h): the section
+ * table below lists what goes in, one line per module.
  */
 #include "recstream/pipeline.h"
 
@@ -47,6 +49,11 @@ struct rs_pipeline {
     struct rs_popularity *popularity;
     struct rs_rank_weights weights;
     int pop_changed; /* an event arrived since rs:pop was last written */
+    uint32_t *user_events; /* events applied per user index */
+    size_t user_events_cap;
+    struct rs_pipeline_offset *offsets; /* per topic-partition, topic strings owned */
+    size_t offset_cnt;
+    size_t offset_last; /* the entry the previous message used */
     struct rs_event_limits limits;
     struct rs_pipeline_stats stats;
     uint64_t last_publish_ns;
@@ -129,9 +136,12 @@ void rs_pipeline_destroy(struct rs_pipeline *p)
     rs_model_destroy(p->model);
     rs_history_destroy(p->history);
     rs_dirty_destroy(p->dirty);
+    rs_popularity_destroy(p->popularity);
     rs_ranker_destroy(p->ranker);
     rs_neighbors_destroy(p->neighbors);
-    rs_popularity_destroy(p->popularity);
+    free(p->user_events);
+    for (size_t o = 0; o < p->offset_cnt; o++) free((char *)p->offsets[o].topic);
+    free(p->offsets);
     free(p->recs);
     free(p->sim_recs);
     rs_buf_free(&p->key);
@@ -153,6 +163,21 @@ static rs_err_t over_capacity(struct rs_pipeline *p, const char *what)
     return RS_EFULL;
 }
 
+/* Makes user_events cover user u (geometric growth: amortised, not per event). */
+static rs_err_t grow_user_events(struct rs_pipeline *p, uint32_t u)
+{
+    size_t cap = p->user_events_cap ? p->user_events_cap : 1024;
+    uint32_t *grown;
+
+    if (u < p->user_events_cap) return RS_OK;
+    while (cap <= u) cap *= 2;
+    if (!(grown = realloc(p->user_events, cap * sizeof(*grown)))) return RS_ENOMEM;
+    memset(grown + p->user_events_cap, 0, (cap - p->user_events_cap) * sizeof(*grown));
+    p->user_events = grown;
+    p->user_events_cap = cap;
+    return RS_OK;
+}
+
 /* Eviction: the user leaves the id map, the model, its history and recent items. */
 static void evict_user(struct rs_pipeline *p, uint32_t u)
 {
@@ -160,6 +185,7 @@ static void evict_user(struct rs_pipeline *p, uint32_t u)
     rs_model_forget_user(p->model, u);
     rs_history_clear(p->history, u);
     rs_neighbors_forget(p->neighbors, u);
+    if (u < p->user_events_cap) p->user_events[u] = 0; /* the index goes to a new user */
     p->stats.users_evicted++;
 }
 
@@ -189,12 +215,14 @@ rs_err_t rs_pipeline_apply(struct rs_pipeline *p, const struct rs_event *ev)
     }
     if (err == RS_EFULL) return over_capacity(p, "max_users");
     if (err) return err;
+    if ((err = grow_user_events(p, u))) return err;
 
     if (ev->type == RS_EVENT_FORGET) {
         /* The list goes at the next publish: a user without history has none. */
         rs_history_clear(p->history, u);
         rs_neighbors_forget(p->neighbors, u);
         p->stats.events_applied++;
+        p->user_events[u]++;
         return rs_dirty_mark(p->dirty, u);
     }
 
@@ -216,6 +244,7 @@ rs_err_t rs_pipeline_apply(struct rs_pipeline *p, const struct rs_event *ev)
         return err;
     p->pop_changed = 1;
     p->stats.events_applied++;
+    p->user_events[u]++;
     return rs_dirty_mark(p->dirty, u);
 }
 
@@ -475,4 +504,363 @@ const struct rs_idmap *rs_pipeline_items(const struct rs_pipeline *p)
 const struct rs_model *rs_pipeline_model(const struct rs_pipeline *p)
 {
     return p->model;
+}
+
+/* ---- offsets ----------------------------------------------------------- */
+
+static struct rs_pipeline_offset *find_offset(const struct rs_pipeline *p, const char *topic,
+                                              int32_t partition)
+{
+    for (size_t o = 0; o < p->offset_cnt; o++)
+        if (p->offsets[o].partition == partition && strcmp(p->offsets[o].topic, topic) == 0)
+            return &p->offsets[o];
+    return NULL;
+}
+
+static rs_err_t add_offset(struct rs_pipeline *p, const char *topic, size_t topic_len,
+                           int32_t partition, int64_t next)
+{
+    struct rs_pipeline_offset *grown = realloc(p->offsets, (p->offset_cnt + 1) * sizeof(*grown));
+    char *name;
+
+    if (!grown) return RS_ENOMEM;
+    p->offsets = grown;
+    if (!(name = malloc(topic_len + 1))) return RS_ENOMEM;
+    memcpy(name, topic, topic_len);
+    name[topic_len] = '\0';
+    p->offsets[p->offset_cnt].topic = name;
+    p->offsets[p->offset_cnt].partition = partition;
+    p->offsets[p->offset_cnt].next = next;
+    p->offset_last = p->offset_cnt++;
+    return RS_OK;
+}
+
+rs_err_t rs_pipeline_set_offset(struct rs_pipeline *p, const char *topic, int32_t partition,
+                                int64_t next)
+{
+    struct rs_pipeline_offset *o;
+
+    /* Messages come in runs from one partition: try the previous entry first. */
+    if (p->offset_last < p->offset_cnt) {
+        o = &p->offsets[p->offset_last];
+        if (o->partition == partition && strcmp(o->topic, topic) == 0) {
+            o->next = next;
+            return RS_OK;
+        }
+    }
+    if ((o = find_offset(p, topic, partition))) {
+        o->next = next;
+        p->offset_last = (size_t)(o - p->offsets);
+        return RS_OK;
+    }
+    return add_offset(p, topic, strlen(topic), partition, next);
+}
+
+int rs_pipeline_offset(const struct rs_pipeline *p, const char *topic, int32_t partition,
+                       int64_t *next)
+{
+    const struct rs_pipeline_offset *o = find_offset(p, topic, partition);
+    if (!o) return 0;
+    *next = o->next;
+    return 1;
+}
+
+size_t rs_pipeline_offsets(const struct rs_pipeline *p, const struct rs_pipeline_offset **out)
+{
+    *out = p->offsets;
+    return p->offset_cnt;
+}
+
+uint32_t rs_pipeline_user_events(const struct rs_pipeline *p, uint32_t u)
+{
+    return u < p->user_events_cap ? p->user_events[u] : 0;
+}
+
+void rs_pipeline_shape(const struct rs_config *conf, struct rs_snapshot_shape *shape)
+{
+    shape->factors = (uint32_t)conf->factors;
+    shape->rating_min = (float)conf->rating_min;
+    shape->rating_max = (float)conf->rating_max;
+}
+
+/* ---- snapshot sections -------------------------------------------------
+ * One save and one load per section. A load fills the staging pipeline `to`,
+ * replacing the empty module it was created with; nothing reaches the live
+ * pipeline until every section has loaded and the sections agree. A module
+ * with rs_<module>_save/load joins with three lines: MODULE_SECTION(module,
+ * member), its row in sections[] and SWAP(member) in swap_state(). */
+
+#define SECTION_META 1
+#define SECTION_OFFSETS 2
+#define SECTION_USERS 3
+#define SECTION_ITEMS 4
+#define SECTION_MODEL 5
+#define SECTION_HISTORY 6
+#define SECTION_DIRTY 7
+#define SECTION_POPULARITY 8
+#define SECTION_USER_EVENTS 9
+#define SECTION_NEIGHBORS 10
+
+static rs_err_t save_meta(const struct rs_pipeline *p, struct rs_writer *w)
+{
+    const struct rs_pipeline_stats *st = &p->stats;
+    const uint64_t fixed[] = {st->events_applied,  st->events_rejected,
+                              st->events_over_capacity, st->users_evicted,
+                              st->lists_published, st->lists_deleted,
+                              st->publish_errors};
+    rs_err_t err;
+
+    if ((err = rs_write_u32(w, (uint32_t)(sizeof(fixed) / sizeof(fixed[0])))) ||
+        (err = w->write(w->ctx, fixed, sizeof(fixed))) ||
+        (err = rs_write_u32(w, RS_REASON_COUNT)))
+        return err;
+    return w->write(w->ctx, st->rejected_by_reason, sizeof(st->rejected_by_reason));
+}
+
+static rs_err_t load_meta(struct rs_pipeline *to, struct rs_reader *r)
+{
+    struct rs_pipeline_stats *st = &to->stats;
+    uint64_t fixed[7], reason;
+    uint32_t nfixed, nreasons;
+    rs_err_t err;
+
+    if ((err = rs_read_u32(r, &nfixed))) return err;
+    if (nfixed != 7) return RS_ECORRUPT;
+    if ((err = r->read(r->ctx, fixed, sizeof(fixed))) || (err = rs_read_u32(r, &nreasons)))
+        return err;
+    if (nreasons > r->remaining(r->ctx) / 8) return RS_ECORRUPT;
+    for (uint32_t i = 0; i < nreasons; i++) {
+        if ((err = rs_read_u64(r, &reason))) return err;
+        if (i < RS_REASON_COUNT) st->rejected_by_reason[i] = reason;
+    }
+    st->events_applied = fixed[0];
+    st->events_rejected = fixed[1];
+    st->events_over_capacity = fixed[2];
+    st->users_evicted = fixed[3];
+    st->lists_published = fixed[4];
+    st->lists_deleted = fixed[5];
+    st->publish_errors = fixed[6];
+    return RS_OK;
+}
+
+static rs_err_t save_offsets(const struct rs_pipeline *p, struct rs_writer *w)
+{
+    rs_err_t err = rs_write_u32(w, (uint32_t)p->offset_cnt);
+    for (size_t o = 0; o < p->offset_cnt && !err; o++) {
+        const struct rs_pipeline_offset *off = &p->offsets[o];
+        uint32_t len = (uint32_t)strlen(off->topic);
+        if ((err = rs_write_u32(w, len)) || (err = w->write(w->ctx, off->topic, len)) ||
+            (err = rs_write_u32(w, (uint32_t)off->partition)))
+            break;
+        err = rs_write_u64(w, (uint64_t)off->next);
+    }
+    return err;
+}
+
+static rs_err_t load_offsets(struct rs_pipeline *to, struct rs_reader *r)
+{
+    char topic[256];
+    uint32_t n, len, partition;
+    uint64_t next;
+    rs_err_t err;
+
+    if ((err = rs_read_u32(r, &n))) return err;
+    if (n > r->remaining(r->ctx) / 16) return RS_ECORRUPT;
+    for (uint32_t o = 0; o < n; o++) {
+        if ((err = rs_read_u32(r, &len))) return err;
+        if (len == 0 || len >= sizeof(topic)) return RS_ECORRUPT;
+        if ((err = r->read(r->ctx, topic, len)) || (err = rs_read_u32(r, &partition)) ||
+            (err = rs_read_u64(r, &next)))
+            return err;
+        topic[len] = '\0';
+        if ((int32_t)partition < 0 || (int64_t)next < 0 ||
+            find_offset(to, topic, (int32_t)partition))
+            return RS_ECORRUPT;
+        if ((err = add_offset(to, topic, len, (int32_t)partition, (int64_t)next))) return err;
+    }
+    return RS_OK;
+}
+
+/* save_<member> / load_<member> for a module with the serial.h save/load pair:
+ * load replaces the staging pipeline's empty module with the loaded one. */
+#define MODULE_SECTION(module, member)                                                 \
+    static rs_err_t save_##member(const struct rs_pipeline *p, struct rs_writer *w)    \
+    {                                                                                  \
+        return rs_##module##_save(p->member, w);                                       \
+    }                                                                                  \
+    static rs_err_t load_##member(struct rs_pipeline *to, struct rs_reader *r)         \
+    {                                                                                  \
+        rs_err_t err;                                                                  \
+        struct rs_##module *loaded = rs_##module##_load(r, &err);                      \
+        if (!loaded) return err;                                                       \
+        rs_##module##_destroy(to->member);                                             \
+        to->member = loaded;                                                           \
+        return RS_OK;                                                                  \
+    }
+
+MODULE_SECTION(idmap, users)
+MODULE_SECTION(idmap, items)
+MODULE_SECTION(model, model)
+MODULE_SECTION(history, history)
+MODULE_SECTION(dirty, dirty)
+MODULE_SECTION(popularity, popularity)
+MODULE_SECTION(neighbors, neighbors)
+
+static rs_err_t save_user_events(const struct rs_pipeline *p, struct rs_writer *w)
+{
+    uint32_t n = rs_idmap_span(p->users);
+    size_t have = n < p->user_events_cap ? n : p->user_events_cap;
+    rs_err_t err = rs_write_u32(w, n);
+    uint32_t zero = 0;
+
+    if (err || n == 0) return err;
+    if ((err = w->write(w->ctx, p->user_events, have * sizeof(uint32_t)))) return err;
+    /* A user interned just before the counter could grow (ENOMEM) has 0. */
+    for (size_t u = have; u < n && !err; u++) err = w->write(w->ctx, &zero, sizeof(zero));
+    return err;
+}
+
+static rs_err_t load_user_events(struct rs_pipeline *to, struct rs_reader *r)
+{
+    uint32_t n;
+    rs_err_t err;
+
+    if ((err = rs_read_u32(r, &n))) return err;
+    if (n > r->remaining(r->ctx) / 4) return RS_ECORRUPT;
+    if (n == 0) return RS_OK;
+    if ((err = grow_user_events(to, n - 1))) return err;
+    return r->read(r->ctx, to->user_events, (size_t)n * sizeof(uint32_t));
+}
+
+static const struct section {
+    uint32_t id;
+    const char *name;
+    rs_err_t (*save)(const struct rs_pipeline *p, struct rs_writer *w);
+    rs_err_t (*load)(struct rs_pipeline *to, struct rs_reader *r);
+} sections[] = {
+    {SECTION_META, "meta", save_meta, load_meta},
+    {SECTION_OFFSETS, "offsets", save_offsets, load_offsets},
+    {SECTION_USERS, "users", save_users, load_users},
+    {SECTION_ITEMS, "items", save_items, load_items},
+    {SECTION_MODEL, "model", save_model, load_model},
+    {SECTION_HISTORY, "history", save_history, load_history},
+    {SECTION_DIRTY, "dirty", save_dirty, load_dirty},
+    {SECTION_POPULARITY, "popularity", save_popularity, load_popularity},
+    {SECTION_NEIGHBORS, "neighbors", save_neighbors, load_neighbors},
+    {SECTION_USER_EVENTS, "user_events", save_user_events, load_user_events},
+};
+
+rs_err_t rs_pipeline_snapshot_fill(void *ctx, struct rs_snapshot_writer *sw)
+{
+    const struct rs_pipeline *p = ctx;
+    rs_err_t err;
+
+    for (size_t s = 0; s < sizeof(sections) / sizeof(sections[0]); s++) {
+        struct rs_writer *w = rs_snapshot_section_begin(sw, sections[s].id, sections[s].name);
+        if (!w) return RS_EIO;
+        if ((err = sections[s].save(p, w)) || (err = rs_snapshot_section_end(sw))) return err;
+    }
+    return RS_OK;
+}
+
+/* The sections must describe one state: sizes that agree with the id maps. */
+static int consistent(const struct rs_pipeline *to, char *errstr, size_t errstr_size)
+{
+    uint32_t users = rs_idmap_span(to->users), items = rs_idmap_span(to->items);
+
+    if (rs_model_factors(to->model) != to->conf->factors) {
+        snprintf(errstr, errstr_size, "the model has %d factors, the header says %d",
+                 rs_model_factors(to->model), to->conf->factors);
+        return 0;
+    }
+    if (rs_model_users(to->model) > users || rs_model_items(to->model) > items) {
+        snprintf(errstr, errstr_size, "the model has %u users and %u items, the id maps %u and %u",
+                 rs_model_users(to->model), rs_model_items(to->model), users, items);
+        return 0;
+    }
+    if (rs_popularity_items(to->popularity) > items) {
+        snprintf(errstr, errstr_size, "popularity holds %u items, the id map %u",
+                 rs_popularity_items(to->popularity), items);
+        return 0;
+    }
+    if (rs_neighbors_items(to->neighbors) > items) {
+        snprintf(errstr, errstr_size, "the neighbours hold %u items, the id map %u",
+                 rs_neighbors_items(to->neighbors), items);
+        return 0;
+    }
+    if (users > 0 && users > to->user_events_cap) {
+        snprintf(errstr, errstr_size, "event counts for fewer users than the id map's %u",
+                 users);
+        return 0;
+    }
+    return 1;
+}
+
+static void swap_bytes(void *x, void *y, size_t n)
+{
+    unsigned char *p = x, *q = y, t;
+    for (size_t i = 0; i < n; i++) t = p[i], p[i] = q[i], q[i] = t;
+}
+
+#define SWAP(member) swap_bytes(&a->member, &b->member, sizeof(a->member))
+
+/* Exchanges the snapshot state of a and b (not the configuration, sink or scratch). */
+static void swap_state(struct rs_pipeline *a, struct rs_pipeline *b)
+{
+    SWAP(users);
+    SWAP(items);
+    SWAP(model);
+    SWAP(history);
+    SWAP(dirty);
+    SWAP(popularity);
+    SWAP(neighbors);
+    SWAP(user_events);
+    SWAP(user_events_cap);
+    SWAP(offsets);
+    SWAP(offset_cnt);
+    SWAP(stats);
+    a->offset_last = b->offset_last = 0;
+    a->pop_changed = b->pop_changed = 1; /* rs:pop is written again after a restore */
+}
+
+rs_err_t rs_pipeline_snapshot_load(void *ctx, const struct rs_snapshot *snap, char *errstr,
+                                   size_t errstr_size)
+{
+    struct rs_pipeline *p = ctx;
+    struct rs_pipeline *to = rs_pipeline_create(p->conf, NULL, errstr, errstr_size);
+    struct rs_snapshot_cursor cur;
+    struct rs_reader r;
+    rs_err_t err = RS_ENOMEM;
+    uint64_t t0;
+
+    if (!to) goto done;
+    for (size_t s = 0; s < sizeof(sections) / sizeof(sections[0]); s++) {
+        err = rs_snapshot_reader(snap, sections[s].id, &cur, &r);
+        if (err == RS_ENOENT) {
+            snprintf(errstr, errstr_size, "section '%s' is missing", sections[s].name);
+            err = RS_ECORRUPT;
+            goto done;
+        }
+        t0 = rs_mono_ns();
+        if (!err) err = sections[s].load(to, &r);
+        if (!err && r.remaining(r.ctx) != 0) err = RS_ECORRUPT;
+        rs_debug("snapshot: section '%s' loaded in %.1f ms", sections[s].name,
+                 (rs_mono_ns() - t0) / 1e6);
+        if (err) {
+            snprintf(errstr, errstr_size, "section '%s': %s", sections[s].name,
+                     err == RS_ECORRUPT ? "content does not parse" : rs_err_str(err));
+            goto done;
+        }
+    }
+    if (!consistent(to, errstr, errstr_size)) {
+        err = RS_ECORRUPT;
+        goto done;
+    }
+    swap_state(p, to);
+    p->last_publish_ns = rs_mono_ns();
+    err = RS_OK;
+
+done:
+    rs_pipeline_destroy(to);
+    return err;
 }

@@ -48,6 +48,7 @@ int rs_cmd_replay(int argc, char **argv);
 int rs_cmd_produce(int argc, char **argv);
 int rs_cmd_gen(int argc, char **argv);
 int rs_cmd_recommend(int argc, char **argv);
+int rs_cmd_snapshot_info(int argc, char **argv);
 int rs_cmd_eval(int argc, char **argv);
 
 #endif

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "recstream/common.h"
+#include "recstream/serial.h"
 
 struct rs_dirty;
 
@@ -27,5 +28,9 @@ size_t rs_dirty_count(const struct rs_dirty *d);
  * Returns how many were taken.
  */
 size_t rs_dirty_take(struct rs_dirty *d, uint32_t *out, size_t max);
+
+/* Snapshot state (serial.h): the dirty users in order. */
+rs_err_t rs_dirty_save(const struct rs_dirty *d, struct rs_writer *w);
+struct rs_dirty *rs_dirty_load(struct rs_reader *r, rs_err_t *err);
 
 #endif

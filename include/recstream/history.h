@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "recstream/common.h"
+#include "recstream/serial.h"
 
 struct rs_history;
 
@@ -27,5 +28,9 @@ const uint32_t *rs_history_items(const struct rs_history *h, uint32_t user, size
 
 /* Forgets everything about user. */
 void rs_history_clear(struct rs_history *h, uint32_t user);
+
+/* Snapshot state (serial.h): every user's items. */
+rs_err_t rs_history_save(const struct rs_history *h, struct rs_writer *w);
+struct rs_history *rs_history_load(struct rs_reader *r, rs_err_t *err);
 
 #endif

@@ -64,6 +64,34 @@ int rs_kafka_consume(struct rs_kafka *kc, int timeout_ms, size_t max,
 /* Commits the offsets stored so far (synchronously when sync). */
 rs_err_t rs_kafka_commit(struct rs_kafka *kc, int sync);
 
+/* A position in one topic-partition: the next offset to read. */
+struct rs_kafka_offset {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+};
+
+/*
+ * Commits exactly these offsets (e.g. the ones a durable snapshot holds),
+ * synchronously when sync. RS_OK or RS_EKAFKA (logged).
+ */
+rs_err_t rs_kafka_commit_offsets(struct rs_kafka *kc, const struct rs_kafka_offset *offs,
+                                 size_t n, int sync);
+
+/*
+ * Where to start a newly assigned partition: return 1 with *offset set, or 0
+ * to start from the group's committed offset (earliest when there is none).
+ */
+typedef int (*rs_kafka_offset_fn)(void *opaque, const char *topic, int32_t partition,
+                                  int64_t *offset);
+
+/*
+ * Makes the consumer ask fn for each partition it is assigned, and stops it
+ * committing stored offsets on revocation: the owner of fn commits what it
+ * has made durable with rs_kafka_commit_offsets. Call before the first consume.
+ */
+void rs_kafka_set_offset_fn(struct rs_kafka *kc, rs_kafka_offset_fn fn, void *opaque);
+
 /*
  * Produces payload keyed by key to the main topic. Blocks while the local
  * queue is full. RS_OK, or RS_EKAFKA with the reason logged.

@@ -5,7 +5,9 @@
  * publish interval, rank the dirty users and write their lists to Redis,
  * with the similar-items lists of changed items and the trending list. It
  * owns the id maps, the model, the histories, the neighbours, the
- * popularity, the dirty set and the ranker; it borrows the Redis sink.
+ * popularity, the dirty set, per-user event counts, the next offset of every
+ * topic-partition it has read, and the ranker; it borrows the Redis sink.
+ * All of that state but the ranker goes into snapshots.
  */
 #ifndef RECSTREAM_PIPELINE_H
 #define RECSTREAM_PIPELINE_H
@@ -20,6 +22,7 @@
 #include "recstream/model.h"
 #include "recstream/ranker.h"
 #include "recstream/redis.h"
+#include "recstream/snapshot.h"
 
 struct rs_pipeline_stats {
     uint64_t events_applied;
@@ -95,5 +98,49 @@ const struct rs_pipeline_stats *rs_pipeline_stats(const struct rs_pipeline *p);
 const struct rs_idmap *rs_pipeline_users(const struct rs_pipeline *p);
 const struct rs_idmap *rs_pipeline_items(const struct rs_pipeline *p);
 const struct rs_model *rs_pipeline_model(const struct rs_pipeline *p);
+
+/* ---- snapshot state ---------------------------------------------------- */
+
+/* Where one topic-partition stands: the next offset whose event is not in the model. */
+struct rs_pipeline_offset {
+    const char *topic; /* owned by the pipeline */
+    int32_t partition;
+    int64_t next;
+};
+
+/*
+ * Records that every message of topic/partition before next has been applied
+ * or counted (called once per message). RS_OK or RS_ENOMEM (only when a
+ * partition is seen for the first time).
+ */
+rs_err_t rs_pipeline_set_offset(struct rs_pipeline *p, const char *topic, int32_t partition,
+                                int64_t next);
+
+/* 1 with *next when topic/partition is known (from events or a snapshot), else 0. */
+int rs_pipeline_offset(const struct rs_pipeline *p, const char *topic, int32_t partition,
+                       int64_t *next);
+
+/* Every known topic-partition (borrowed until the next set_offset or load); returns how many. */
+size_t rs_pipeline_offsets(const struct rs_pipeline *p, const struct rs_pipeline_offset **out);
+
+/* Events applied for user index u (0 for unknown users). */
+uint32_t rs_pipeline_user_events(const struct rs_pipeline *p, uint32_t u);
+
+/* The shape parameters conf gives a snapshot. */
+void rs_pipeline_shape(const struct rs_config *conf, struct rs_snapshot_shape *shape);
+
+/*
+ * rs_snapshot_fill_t: writes the whole state of the pipeline p (a struct
+ * rs_pipeline *), one section per module.
+ */
+rs_err_t rs_pipeline_snapshot_fill(void *p, struct rs_snapshot_writer *sw);
+
+/*
+ * rs_snapshot_load_t: replaces the state of the pipeline p with the verified
+ * snapshot's. On any error p is unchanged; RS_ECORRUPT when the sections do
+ * not agree with each other.
+ */
+rs_err_t rs_pipeline_snapshot_load(void *p, const struct rs_snapshot *snap, char *errstr,
+                                   size_t errstr_size);
 
 #endif

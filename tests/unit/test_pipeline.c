@@ -7,13 +7,17 @@
  * user (when_full = evict) so that memory stays flat under endless new ids,
  * and the blended lists: a stranger gets the trending items, a known user
  * never gets what they have and each reason is an item they played, similar
- * items come from co-occurrence.
+ * items come from co-occurrence. Snapshots: a restored pipeline holds the
+ * same state (offsets, counts, every section byte for byte) and, fed the same
+ * events, stays bit-identical to one that never stopped; a snapshot whose
+ * sections do not hold together is refused and leaves the pipeline as it was.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -175,6 +179,141 @@ static void test_lists_blend_trending_neighbours_and_reasons(void **state)
     rs_config_destroy(conf);
 }
 
+static void feed_range(struct rs_pipeline *p, int from, int to)
+{
+    char json[160];
+    for (int e = from; e < to; e++) {
+        if (e % 97 == 0)
+            snprintf(json, sizeof(json), "{\"user\":\"u%d\",\"type\":\"forget\"}", e % 53);
+        else
+            snprintf(json, sizeof(json),
+                     "{\"user\":\"u%d\",\"item\":\"i%d\",\"type\":\"%s\",\"value\":%d,"
+                     "\"ts\":%d}",
+                     e % 53, (e * 7) % 31, e % 3 ? "play" : "rate", 1 + e % 5,
+                     1000000 + e * 10);
+        assert_int_equal(feed(p, json), RS_REASON_OK);
+        assert_int_equal(rs_pipeline_set_offset(p, e % 2 ? "b" : "a", e % 2, e / 2 + 1), RS_OK);
+    }
+}
+
+/* Writes p's snapshot into dir; returns it opened (verified). */
+static struct rs_snapshot *snapshot_of(struct rs_pipeline *p, const struct rs_config *conf,
+                                       const char *dir)
+{
+    struct rs_snapshot_shape shape;
+    char path[512], errstr[512];
+    struct rs_snapshot *snap;
+
+    rs_pipeline_shape(conf, &shape);
+    if (rs_snapshot_write(dir, 2, &shape, rs_pipeline_snapshot_fill, p, path, sizeof(path),
+                          errstr, sizeof(errstr)))
+        fail_msg("%s", errstr);
+    snap = rs_snapshot_open(path, errstr, sizeof(errstr));
+    assert_non_null(snap);
+    assert_null(rs_snapshot_problem(snap));
+    return snap;
+}
+
+static uint64_t section_sum(const struct rs_snapshot *snap, const char *name)
+{
+    for (size_t i = 0; i < rs_snapshot_sections(snap); i++)
+        if (strcmp(rs_snapshot_section_at(snap, i)->name, name) == 0)
+            return rs_snapshot_section_at(snap, i)->checksum;
+    fail_msg("no section %s", name);
+    return 0;
+}
+
+static void test_a_restored_pipeline_stays_bit_identical_to_one_that_never_stopped(void **state)
+{
+    static const char *state_sections[] = {"users", "items", "model", "history",
+                                           "popularity", "user_events", "offsets", "dirty",
+                                           "meta"};
+    char dir_a[] = "/tmp/rs-test-pipeline.XXXXXX", dir_b[] = "/tmp/rs-test-pipeline.XXXXXX";
+    char errstr[512], cmd[128];
+    struct rs_config *conf = conf_with(NULL, NULL);
+    struct rs_pipeline *a = rs_pipeline_create(conf, NULL, errstr, sizeof(errstr));
+    struct rs_pipeline *b = rs_pipeline_create(conf, NULL, errstr, sizeof(errstr));
+    struct rs_snapshot *snap, *sa, *sb;
+    int64_t next;
+    uint32_t u;
+    (void)state;
+
+    assert_non_null(mkdtemp(dir_a));
+    assert_non_null(mkdtemp(dir_b));
+    feed_range(a, 0, 3000);
+    snap = snapshot_of(a, conf, dir_a);
+    assert_int_equal(rs_pipeline_snapshot_load(b, snap, errstr, sizeof(errstr)), RS_OK);
+    rs_snapshot_close(snap);
+
+    assert_int_equal(rs_pipeline_stats(b)->events_applied, 3000);
+    assert_int_equal(rs_idmap_count(rs_pipeline_users(b)), 53);
+    assert_int_equal(rs_pipeline_offset(b, "a", 0, &next), 1);
+    assert_int_equal(next, 1500);
+    assert_int_equal(rs_pipeline_offset(b, "b", 1, &next), 1);
+    assert_int_equal(next, 1500);
+    assert_int_equal(rs_pipeline_offset(b, "a", 1, &next), 0);
+    assert_int_equal(rs_idmap_find(rs_pipeline_users(b), "u5", 2, &u), RS_OK);
+    assert_int_equal(rs_pipeline_user_events(b, u), rs_pipeline_user_events(a, u));
+    assert_true(rs_pipeline_user_events(b, u) >= 56);
+    assert_int_equal(rs_pipeline_dirty(b), rs_pipeline_dirty(a));
+
+    feed_range(a, 3000, 5000);
+    feed_range(b, 3000, 5000);
+    sa = snapshot_of(a, conf, dir_a);
+    sb = snapshot_of(b, conf, dir_b);
+    for (size_t i = 0; i < sizeof(state_sections) / sizeof(state_sections[0]); i++)
+        if (section_sum(sa, state_sections[i]) != section_sum(sb, state_sections[i]))
+            fail_msg("section %s differs after restore", state_sections[i]);
+    rs_snapshot_close(sa);
+    rs_snapshot_close(sb);
+    rs_pipeline_destroy(a);
+    rs_pipeline_destroy(b);
+    rs_config_destroy(conf);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s %s", dir_a, dir_b);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* A snapshot with only the meta section of another pipeline. */
+static rs_err_t fill_meta_only(void *ctx, struct rs_snapshot_writer *sw)
+{
+    (void)ctx;
+    struct rs_writer *w = rs_snapshot_section_begin(sw, 1, "meta");
+    uint64_t zeros[7] = {0};
+    if (!w) return RS_EIO;
+    rs_write_u32(w, 7);
+    w->write(w->ctx, zeros, sizeof(zeros));
+    rs_write_u32(w, 0);
+    return rs_snapshot_section_end(sw);
+}
+
+static void test_a_snapshot_that_does_not_hold_together_leaves_the_pipeline_alone(void **state)
+{
+    char dir[] = "/tmp/rs-test-pipeline.XXXXXX";
+    char errstr[512], path[600], cmd[128];
+    struct rs_config *conf = conf_with(NULL, NULL);
+    struct rs_pipeline *p = rs_pipeline_create(conf, NULL, errstr, sizeof(errstr));
+    struct rs_snapshot_shape shape;
+    struct rs_snapshot *snap;
+    (void)state;
+
+    assert_non_null(mkdtemp(dir));
+    feed_range(p, 0, 100);
+    rs_pipeline_shape(conf, &shape);
+    assert_int_equal(rs_snapshot_write(dir, 2, &shape, fill_meta_only, NULL, path,
+                                       sizeof(path), errstr, sizeof(errstr)),
+                     RS_OK);
+    snap = rs_snapshot_open(path, errstr, sizeof(errstr));
+    assert_int_equal(rs_pipeline_snapshot_load(p, snap, errstr, sizeof(errstr)), RS_ECORRUPT);
+    assert_non_null(strstr(errstr, "missing"));
+    rs_snapshot_close(snap);
+    assert_int_equal(rs_pipeline_stats(p)->events_applied, 100);
+    assert_int_equal(rs_idmap_count(rs_pipeline_users(p)), 53);
+    rs_pipeline_destroy(p);
+    rs_config_destroy(conf);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static size_t rss_bytes(void)
 {
     unsigned long size = 0, resident = 0;
@@ -293,6 +432,8 @@ int main(void)
         cmocka_unit_test(test_integer_and_string_ids_are_the_same_user),
         cmocka_unit_test(test_capacity_bound_refuses_new_users_but_keeps_known_ones),
         cmocka_unit_test(test_lists_blend_trending_neighbours_and_reasons),
+        cmocka_unit_test(test_a_restored_pipeline_stays_bit_identical_to_one_that_never_stopped),
+        cmocka_unit_test(test_a_snapshot_that_does_not_hold_together_leaves_the_pipeline_alone),
         cmocka_unit_test(test_endless_new_users_evict_the_least_recent_and_memory_stays_flat),
         cmocka_unit_test(test_idle_users_are_evicted_after_the_ttl),
     };
