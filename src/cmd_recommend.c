@@ -1,9 +1,9 @@
 /*
  * cmd_recommend.c - `recstream recommend`: one user's list, with blended
  * scores and reasons, or one item's similar items, printed for a person or
- * as JSON. The state comes from load_state(): today it replays an event file
- * into a fresh pipeline without Redis; when snapshots exist, load_state()
- * is the one function that changes (to load the newest snapshot).
+ * as JSON. The state is the newest snapshot in [snapshot] dir that verifies
+ * (what a running daemon last saved), or, with --input, a fresh pipeline fed
+ * an event file. Nothing is written to Redis or to the snapshot directory.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -15,25 +15,27 @@
 #include "recstream/listfmt.h"
 #include "recstream/log.h"
 #include "recstream/pipeline.h"
+#include "recstream/snapshot.h"
 
 static void usage(FILE *out)
 {
     fprintf(
         out,
-        "usage: recstream recommend -c FILE (--user U | --item I) --input PATH\n"
+        "usage: recstream recommend -c FILE (--user U | --item I) [--input PATH]\n"
         "                           [--n N] [--json] [--format F]\n"
         "                           [--set section.key=value]...\n"
         "\n"
         "Prints a user's top-N list with blended scores and reasons (\"because you\n"
         "played X\"), or an item's similar items. A user the model does not know\n"
-        "gets the trending list (cold start). The model state is built by replaying\n"
-        "--input into a fresh model; nothing is written to Redis. (Reading the state\n"
-        "from the newest snapshot instead will come with snapshots.)\n"
+        "gets the trending list (cold start). The state is the newest snapshot in\n"
+        "[snapshot] dir that verifies, or, with --input, a fresh model fed that file.\n"
+        "Nothing is written to Redis.\n"
         "\n"
         "  -c, --config FILE   configuration file ([neighbors], [ranking] apply)\n"
         "  -u, --user U        the user whose list to print\n"
         "      --item I        the item whose similar items to print\n"
-        "  -i, --input PATH    events to build the state from (as for replay)\n"
+        "  -i, --input PATH    build the state from these events (as for replay)\n"
+        "                      instead of reading the newest snapshot\n"
         "      --format F      auto (default), movielens-tab, movielens-colon, csv,\n"
         "                      tsv, jsonl, msgpack\n"
         "  -n, --n N           entries to print (default [ranking] top_n for a user,\n"
@@ -42,8 +44,9 @@ static void usage(FILE *out)
         "      --json          print the list as stored in Redis (JSON array)\n"
         "  -h, --help          this text\n"
         "\n"
-        "example:\n"
-        "  recstream recommend -c config/recstream.conf --input u.data --user 196\n");
+        "examples:\n"
+        "  recstream recommend -c config/recstream.conf --user 196\n"
+        "  recstream recommend -c config/recstream.conf --input u.data --item 50 --json\n");
 }
 
 static int parse_format(const char *name, enum rs_filesrc_format *format)
@@ -63,6 +66,36 @@ static int parse_format(const char *name, enum rs_filesrc_format *format)
  * The state to answer from: every event of input applied, in order, to a
  * fresh pipeline that publishes nowhere. NULL (with a message) on error.
  */
+/* The newest snapshot that verifies, into a pipeline without a sink. */
+static struct rs_pipeline *load_snapshot(const struct rs_config *conf)
+{
+    struct rs_snapshot_shape shape;
+    char errstr[512], path[4096];
+    struct rs_pipeline *p = rs_pipeline_create(conf, NULL, errstr, sizeof(errstr));
+    rs_err_t err;
+
+    if (!p) {
+        fprintf(stderr, "recstream recommend: %s\n", errstr);
+        return NULL;
+    }
+    rs_pipeline_shape(conf, &shape);
+    err = rs_snapshot_load_newest(conf->snapshot_dir, &shape, rs_pipeline_snapshot_load, p,
+                                  path, sizeof(path), errstr, sizeof(errstr));
+    if (err == RS_ENOENT) {
+        fprintf(stderr,
+                "recstream recommend: no snapshot in %s; pass --input PATH to build the "
+                "state from events\n",
+                conf->snapshot_dir);
+    } else if (err) {
+        fprintf(stderr, "recstream recommend: %s\n", errstr);
+    } else {
+        rs_info("state from %s", path);
+        return p;
+    }
+    rs_pipeline_destroy(p);
+    return NULL;
+}
+
 static struct rs_pipeline *load_state(const struct rs_config *conf, const char *input,
                                       enum rs_filesrc_format format)
 {
@@ -183,11 +216,9 @@ int rs_cmd_recommend(int argc, char **argv)
         default: usage(stderr); return RS_EXIT_USAGE;
         }
     }
-    if (!input || (!user == !item) || optind < argc) {
+    if ((!user == !item) || optind < argc) {
         fprintf(stderr, "recstream recommend: %s\n",
-                optind < argc ? "unexpected argument"
-                : !input      ? "--input PATH is required (snapshots are not read yet)"
-                              : "give exactly one of --user and --item");
+                optind < argc ? "unexpected argument" : "give exactly one of --user and --item");
         usage(stderr);
         return RS_EXIT_USAGE;
     }
@@ -198,7 +229,7 @@ int rs_cmd_recommend(int argc, char **argv)
     }
     conf = rs_cli_load_config(&copts);
     if (!conf) return RS_EXIT_USAGE;
-    if (!(p = load_state(conf, input, format))) goto out;
+    if (!(p = input ? load_state(conf, input, format) : load_snapshot(conf))) goto out;
 
     n = user ? (size_t)conf->top_n : (size_t)conf->neighbors_k;
     if (item && want > 0 && (size_t)want < n) n = (size_t)want;

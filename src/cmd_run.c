@@ -84,6 +84,7 @@ struct snap_state {
     uint64_t handled;                /* messages since the last snapshot started */
     uint64_t last_ns;                /* when the last snapshot started */
     uint64_t fork_max_ns;            /* longest ingestion stall taking one */
+    uint64_t fork_ns;                /* the stall of the one in flight */
     uint64_t written, failed;
 };
 
@@ -150,7 +151,9 @@ static void snapshot_start(struct snap_state *ss)
                                rs_pipeline_snapshot_fill, ss->p, &ss->child);
     t0 = rs_mono_ns() - t0;
     if (t0 > ss->fork_max_ns) ss->fork_max_ns = t0;
+    ss->fork_ns = t0;
     if (err) {
+        rs_pipeline_note_snapshot(ss->p, 0, rs_now_ms(), t0);
         rs_error("snapshot: fork failed: %s; offsets stay at the last snapshot",
                  strerror(errno));
         ss->child = 0;
@@ -169,6 +172,7 @@ static void snapshot_reap(struct snap_state *ss, int wait)
     st = rs_snapshot_bg_poll(ss->child, wait);
     if (st == RS_SNAPSHOT_BG_RUNNING) return;
     ss->child = 0;
+    rs_pipeline_note_snapshot(ss->p, st == RS_SNAPSHOT_BG_DONE, rs_now_ms(), ss->fork_ns);
     if (st == RS_SNAPSHOT_BG_DONE) {
         ss->written++;
         rs_kafka_commit_offsets(ss->kc, ss->pending, ss->pending_cnt, 0);
@@ -389,9 +393,11 @@ int rs_cmd_run(int argc, char **argv)
                           rs_pipeline_snapshot_fill, p, path, sizeof(path), errstr,
                           sizeof(errstr))) {
         rs_error("final snapshot failed: %s; offsets stay at the last snapshot", errstr);
+        rs_pipeline_note_snapshot(p, 0, rs_now_ms(), 0);
         log_stats(p);
         goto out;
     }
+    rs_pipeline_note_snapshot(p, 1, rs_now_ms(), 0);
     rs_kafka_commit_offsets(kc, ss.pending, ss.pending_cnt, 1);
     rs_info("final snapshot %s written, %zu partition offset(s) committed", path,
             ss.pending_cnt);

@@ -36,6 +36,7 @@ rs_err_t rs_exposition_render(struct rs_buf *b, const struct rs_pipeline *p,
 {
     const struct rs_pipeline_stats *st = rs_pipeline_stats(p);
     const struct rs_model *m = rs_pipeline_model(p);
+    const struct rs_pipeline_ops *ops = rs_pipeline_ops(p);
     rs_err_t err = RS_OK;
     char labels[64];
 
@@ -86,5 +87,35 @@ rs_err_t rs_exposition_render(struct rs_buf *b, const struct rs_pipeline *p,
     if (!err)
         err = gauge(b, "recstream_model_factors", "Latent factors per user and item (k).",
                     (double)rs_model_factors(m));
+    if (!err)
+        err = counter(b, "recstream_similar_lists_published_total",
+                      "Similar-items lists (rs:sim) written to Redis.",
+                      (double)st->sim_lists_published);
+    if (!err)
+        err = counter(b, "recstream_users_evicted_total",
+                      "Users dropped as idle or least recent (model.when_full, idle_user_ttl_s).",
+                      (double)st->users_evicted);
+    if (!err)
+        err = rs_metrics_histogram(b, "recstream_publish_duration_seconds",
+                                   "Time of a publish round: rank, render and write the "
+                                   "dirty users' lists.",
+                                   &ops->publish_seconds);
+    if (!err)
+        err = rs_metrics_family(b, "recstream_snapshots_total", "counter",
+                                "Snapshots taken, by result.");
+    if (!err)
+        err = rs_metrics_sample(b, "recstream_snapshots_total", "result=\"ok\"",
+                                (double)ops->snapshots_written);
+    if (!err)
+        err = rs_metrics_sample(b, "recstream_snapshots_total", "result=\"failed\"",
+                                (double)ops->snapshots_failed);
+    if (!err)
+        err = gauge(b, "recstream_snapshot_last_success_timestamp_seconds",
+                    "When the last good snapshot was written (0: none yet).",
+                    (double)ops->last_snapshot_ms / 1000.0);
+    if (!err)
+        err = gauge(b, "recstream_snapshot_fork_max_seconds",
+                    "Longest ingestion stall (the fork) taking a snapshot.",
+                    (double)ops->fork_max_ns / 1e9);
     return err;
 }

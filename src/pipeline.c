@@ -47,7 +47,9 @@ struct rs_pipeline {
     struct rs_ranker *ranker;
     struct rs_neighbors *neighbors;
     struct rs_popularity *popularity;
-    struct rs_rank_weights weights;
+    /* process-local, not in snapshots: for rs:meta and /metrics */
+    int64_t last_snapshot_ms;
+    struct rs_pipeline_ops ops;
     int pop_changed; /* an event arrived since rs:pop was last written */
     uint32_t *user_events; /* events applied per user index */
     size_t user_events_cap;
@@ -111,9 +113,6 @@ struct rs_pipeline *rs_pipeline_create(const struct rs_config *conf,
     p->sim_recs = calloc(
         (size_t)(conf->neighbors_k > conf->top_n ? conf->neighbors_k : conf->top_n),
         sizeof(*p->sim_recs));
-    p->weights.mf = (float)conf->mf_weight;
-    p->weights.neighbor = (float)conf->neighbor_weight;
-    p->weights.popularity = (float)conf->popularity_weight;
     if (!p->users || !p->items || !p->model || !p->history || !p->dirty || !p->ranker ||
         !p->recs || !p->neighbors || !p->popularity || !p->sim_recs)
         goto nomem;
@@ -380,18 +379,27 @@ static rs_err_t publish_items(struct rs_pipeline *p)
 
 static rs_err_t queue_meta(struct rs_pipeline *p)
 {
-    char applied[24], users[16], items[16], now[24];
+    char applied[24], users[16], items[16], now[24], snap[24];
     const char *fields[] = {"version", "events_applied", "users", "items",
-                            "updated_at_ms"};
-    const char *values[] = {RS_VERSION, applied, users, items, now};
+                            "updated_at_ms", "last_snapshot_ms"};
+    const char *values[] = {RS_VERSION, applied, users, items, now, snap};
 
     snprintf(applied, sizeof(applied), "%llu",
              (unsigned long long)p->stats.events_applied);
     snprintf(users, sizeof(users), "%u", rs_idmap_count(p->users));
     snprintf(items, sizeof(items), "%u", rs_idmap_count(p->items));
     snprintf(now, sizeof(now), "%lld", (long long)rs_now_ms());
+    snprintf(snap, sizeof(snap), "%lld", (long long)p->last_snapshot_ms);
     if (build_key(p, "meta", "", 0)) return RS_ENOMEM;
-    return rs_redis_append_hset(p->redis, p->key.data, 5, fields, values);
+    return rs_redis_append_hset(p->redis, p->key.data, 6, fields, values);
+}
+
+/* The [ranking] weights, read at each use: SIGHUP may change them. */
+static struct rs_rank_weights conf_weights(const struct rs_config *conf)
+{
+    struct rs_rank_weights w = {(float)conf->mf_weight, (float)conf->neighbor_weight,
+                                (float)conf->popularity_weight};
+    return w;
 }
 
 /* The blended lists of users[0..n) (ranker.h). */
@@ -399,7 +407,8 @@ static rs_err_t rank(struct rs_pipeline *p, const uint32_t *users, size_t n,
                      struct rs_rec *out, size_t *counts)
 {
     struct rs_rank_sources src = {p->model, p->history, p->neighbors, p->popularity};
-    return rs_ranker_blend(p->ranker, &src, &p->weights, users, n, out, counts);
+    struct rs_rank_weights w = conf_weights(p->conf);
+    return rs_ranker_blend(p->ranker, &src, &w, users, n, out, counts);
 }
 
 rs_err_t rs_pipeline_recommend_with(struct rs_pipeline *p, const char *user, size_t len,
@@ -415,7 +424,8 @@ rs_err_t rs_pipeline_recommend_with(struct rs_pipeline *p, const char *user, siz
 rs_err_t rs_pipeline_recommend(struct rs_pipeline *p, const char *user, size_t len,
                                struct rs_rec *out, size_t *n)
 {
-    return rs_pipeline_recommend_with(p, user, len, &p->weights, out, n);
+    struct rs_rank_weights w = conf_weights(p->conf);
+    return rs_pipeline_recommend_with(p, user, len, &w, out, n);
 }
 
 rs_err_t rs_pipeline_similar(const struct rs_pipeline *p, const char *item, size_t len,
@@ -429,7 +439,17 @@ rs_err_t rs_pipeline_similar(const struct rs_pipeline *p, const char *item, size
     return RS_OK;
 }
 
+static rs_err_t publish(struct rs_pipeline *p);
+
 rs_err_t rs_pipeline_publish(struct rs_pipeline *p)
+{
+    uint64_t t0 = rs_mono_ns();
+    rs_err_t err = publish(p);
+    if (p->redis) rs_histogram_observe(&p->ops.publish_seconds, (double)(rs_mono_ns() - t0) / 1e9);
+    return err;
+}
+
+static rs_err_t publish(struct rs_pipeline *p)
 {
     int top_n = p->conf->top_n;
     rs_err_t err = RS_OK;
@@ -863,4 +883,21 @@ rs_err_t rs_pipeline_snapshot_load(void *ctx, const struct rs_snapshot *snap, ch
 done:
     rs_pipeline_destroy(to);
     return err;
+}
+
+void rs_pipeline_note_snapshot(struct rs_pipeline *p, int ok, int64_t at_ms, uint64_t fork_ns)
+{
+    if (ok) {
+        p->ops.snapshots_written++;
+        p->last_snapshot_ms = at_ms;
+        p->ops.last_snapshot_ms = at_ms;
+    } else {
+        p->ops.snapshots_failed++;
+    }
+    if (fork_ns > p->ops.fork_max_ns) p->ops.fork_max_ns = fork_ns;
+}
+
+const struct rs_pipeline_ops *rs_pipeline_ops(const struct rs_pipeline *p)
+{
+    return &p->ops;
 }

@@ -19,6 +19,7 @@
 #include "recstream/config.h"
 #include "recstream/event.h"
 #include "recstream/idmap.h"
+#include "recstream/metrics.h"
 #include "recstream/model.h"
 #include "recstream/ranker.h"
 #include "recstream/redis.h"
@@ -34,6 +35,15 @@ struct rs_pipeline_stats {
     uint64_t sim_lists_published;
     uint64_t lists_deleted;
     uint64_t publish_errors;
+};
+
+/* Operational facts of this process (not saved in snapshots), for /metrics. */
+struct rs_pipeline_ops {
+    struct rs_histogram publish_seconds; /* one observation per publish round */
+    uint64_t snapshots_written;
+    uint64_t snapshots_failed;
+    int64_t last_snapshot_ms;            /* wall clock of the last good one; 0: none */
+    uint64_t fork_max_ns;                /* longest fork (ingestion stall) for a snapshot */
 };
 
 struct rs_pipeline;
@@ -142,5 +152,11 @@ rs_err_t rs_pipeline_snapshot_fill(void *p, struct rs_snapshot_writer *sw);
  */
 rs_err_t rs_pipeline_snapshot_load(void *p, const struct rs_snapshot *snap, char *errstr,
                                    size_t errstr_size);
+
+/* Records a snapshot's outcome (ok or failed) at wall-clock at_ms and the fork
+ * pause it cost; rs:meta's last_snapshot_ms and /metrics report them. */
+void rs_pipeline_note_snapshot(struct rs_pipeline *p, int ok, int64_t at_ms, uint64_t fork_ns);
+
+const struct rs_pipeline_ops *rs_pipeline_ops(const struct rs_pipeline *p);
 
 #endif

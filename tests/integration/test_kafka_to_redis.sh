@@ -89,6 +89,12 @@ fi
 "$CHECK" --input "$DIR/events.jsonl" --brokers "$RS_KAFKA_BROKERS" --topic "$TOPIC" \
   --group "$GROUP" --prefix "$PREFIX" --redis-port "$RS_REDIS_PORT" --expect "$EVENTS"
 
+# `recommend` reads the final snapshot the daemon left: u1 is known there.
+rec=$("$RECSTREAM" recommend -c "$CONFIG" "${SETS[@]}" --user u1 --json 2>/dev/null)
+grep -q '^\[{"item":".*"why":' <<<"$rec" \
+  || { echo "FAIL: recommend from the snapshot gave '$rec'"; exit 1; }
+echo "recommend: u1's list, with reasons, from the final snapshot"
+
 # The example frontend reader gets the personal list of a user with events.
 READER="$(cd "$(dirname "$0")/../.." && pwd)/scripts/example_reader.py"
 out=$(/usr/bin/python3 "$READER" u1 --port "$RS_REDIS_PORT" --prefix "$PREFIX" --json)

@@ -1,6 +1,7 @@
 /*
  * test_exposition.c - the /metrics text reflects the pipeline: applied and
- * rejected counts (every reason present), model sizes, build info.
+ * rejected counts (every reason present), model sizes, build info, snapshot
+ * outcomes and the publish-duration histogram.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -33,6 +34,8 @@ static void test_counters_follow_the_events_fed(void **state)
     rs_pipeline_handle(p, good2, strlen(good2), 1);
     rs_pipeline_handle(p, bad, strlen(bad), 1);
 
+    rs_pipeline_note_snapshot(p, 1, 5000, 2000000);
+    rs_pipeline_note_snapshot(p, 0, 6000, 1000000);
     rs_buf_init(&b);
     assert_int_equal(rs_exposition_render(&b, p, &extra), RS_OK);
     assert_int_equal(rs_buf_append(&b, "", 1), RS_OK);
@@ -44,6 +47,11 @@ static void test_counters_follow_the_events_fed(void **state)
     assert_non_null(strstr(b.data, "\nrecstream_model_factors 4\n"));
     assert_non_null(strstr(b.data, "\nprocess_start_time_seconds 1\n"));
     assert_non_null(strstr(b.data, "recstream_build_info{version=\""));
+    assert_non_null(strstr(b.data, "\nrecstream_snapshots_total{result=\"ok\"} 1\n"));
+    assert_non_null(strstr(b.data, "\nrecstream_snapshots_total{result=\"failed\"} 1\n"));
+    assert_non_null(strstr(b.data, "\nrecstream_snapshot_last_success_timestamp_seconds 5\n"));
+    assert_non_null(strstr(b.data, "\nrecstream_snapshot_fork_max_seconds 0.002\n"));
+    assert_non_null(strstr(b.data, "\nrecstream_publish_duration_seconds_count 0\n"));
     rs_buf_free(&b);
     rs_pipeline_destroy(p);
     rs_config_destroy(conf);
