@@ -67,6 +67,7 @@ struct rs_pipeline {
     struct rs_rec *sim_recs; /* max(k, top_n) */
     struct rs_buf key;
     struct rs_buf blob;
+    struct rs_buf forgotten; /* forgotten users' ids, keys still to delete: u16 length + bytes */
     struct rs_event ev;
     struct rs_log_limit bad_limit;
     struct rs_log_limit full_limit;
@@ -118,6 +119,7 @@ struct rs_pipeline *rs_pipeline_create(const struct rs_config *conf,
         goto nomem;
     rs_buf_init(&p->key);
     rs_buf_init(&p->blob);
+    rs_buf_init(&p->forgotten);
     p->last_publish_ns = rs_mono_ns();
     return p;
 
@@ -145,6 +147,7 @@ void rs_pipeline_destroy(struct rs_pipeline *p)
     free(p->sim_recs);
     rs_buf_free(&p->key);
     rs_buf_free(&p->blob);
+    rs_buf_free(&p->forgotten);
     free(p);
 }
 
@@ -185,7 +188,6 @@ static void evict_user(struct rs_pipeline *p, uint32_t u)
     rs_history_clear(p->history, u);
     rs_neighbors_forget(p->neighbors, u);
     if (u < p->user_events_cap) p->user_events[u] = 0; /* the index goes to a new user */
-    p->stats.users_evicted++;
 }
 
 /* Evicts users idle past the TTL at event time now_ms (a few per event at most). */
@@ -197,6 +199,7 @@ static void evict_idle(struct rs_pipeline *p, int64_t now_ms)
         v = rs_model_lru_user(p->model, &last);
         if (v == RS_NONE || now_ms - last <= ttl_ms) break;
         evict_user(p, v);
+        p->stats.users_evicted++;
     }
 }
 
@@ -210,6 +213,7 @@ rs_err_t rs_pipeline_apply(struct rs_pipeline *p, const struct rs_event *ev)
     if (err == RS_EFULL && p->conf->evict_when_full &&
         (v = rs_model_lru_user(p->model, NULL)) != RS_NONE) {
         evict_user(p, v);
+        p->stats.users_evicted++;
         err = rs_idmap_intern(p->users, ev->user, ev->user_len, &u, NULL);
     }
     if (err == RS_EFULL) return over_capacity(p, "max_users");
@@ -217,12 +221,16 @@ rs_err_t rs_pipeline_apply(struct rs_pipeline *p, const struct rs_event *ev)
     if ((err = grow_user_events(p, u))) return err;
 
     if (ev->type == RS_EVENT_FORGET) {
-        /* The list goes at the next publish: a user without history has none. */
-        rs_history_clear(p->history, u);
-        rs_neighbors_forget(p->neighbors, u);
+        /* Erased everywhere now; the key goes at the next publish, by name. */
+        size_t len;
+        const char *name = rs_idmap_name(p->users, u, &len);
+        uint16_t len16 = (uint16_t)len;
+        if (rs_buf_append(&p->forgotten, &len16, sizeof(len16)) ||
+            rs_buf_append(&p->forgotten, name, len))
+            return RS_ENOMEM;
+        evict_user(p, u);
         p->stats.events_applied++;
-        p->user_events[u]++;
-        return rs_dirty_mark(p->dirty, u);
+        return RS_OK;
     }
 
     err = rs_idmap_intern(p->items, ev->item, ev->item_len, &i, NULL);
@@ -270,8 +278,7 @@ enum rs_event_reason rs_pipeline_handle(struct rs_pipeline *p, const void *buf,
 int rs_pipeline_publish_due(const struct rs_pipeline *p)
 {
     uint64_t interval_ns = (uint64_t)p->conf->publish_interval_ms * 1000000ull;
-    return (rs_dirty_count(p->dirty) > 0 || rs_neighbors_changed(p->neighbors) > 0 ||
-            p->pop_changed) &&
+    return rs_pipeline_pending(p) > 0 &&
            rs_mono_ns() - p->last_publish_ns >= interval_ns;
 }
 
@@ -377,6 +384,23 @@ static rs_err_t publish_items(struct rs_pipeline *p)
     return RS_OK;
 }
 
+/* Queues DEL of the list of every user forgotten since the last publish. */
+static rs_err_t queue_forgotten(struct rs_pipeline *p)
+{
+    rs_err_t err = RS_OK;
+    for (size_t off = 0; off < p->forgotten.len && !err;) {
+        uint16_t len;
+        memcpy(&len, p->forgotten.data + off, sizeof(len));
+        off += sizeof(len);
+        if (!(err = build_key(p, "rec:", p->forgotten.data + off, len))) {
+            err = rs_redis_append_del(p->redis, p->key.data, p->key.len);
+            p->stats.lists_deleted++;
+        }
+        off += len;
+    }
+    return err;
+}
+
 static rs_err_t queue_meta(struct rs_pipeline *p)
 {
     char applied[24], users[16], items[16], now[24], snap[24];
@@ -463,11 +487,21 @@ static rs_err_t publish(struct rs_pipeline *p)
                0) {
         }
         p->pop_changed = 0;
+        rs_buf_reset(&p->forgotten);
         return RS_OK;
     }
     if (rs_redis_connect(p->redis) != RS_OK) {
         p->stats.publish_errors++;
         return RS_EREDIS;
+    }
+    if (p->forgotten.len > 0) {
+        if ((err = queue_forgotten(p)) || (err = rs_redis_flush(p->redis))) {
+            p->stats.publish_errors++;
+            rs_warn("deleting forgotten users' lists failed: %s",
+                    err == RS_EREDIS ? rs_redis_errstr(p->redis) : rs_err_str(err));
+            return err;
+        }
+        rs_buf_reset(&p->forgotten);
     }
     while (rs_dirty_count(p->dirty) > 0) {
         size_t n = rs_dirty_take(p->dirty, p->batch, PUBLISH_BATCH);
@@ -498,7 +532,7 @@ static rs_err_t publish(struct rs_pipeline *p)
 size_t rs_pipeline_pending(const struct rs_pipeline *p)
 {
     return rs_dirty_count(p->dirty) + rs_neighbors_changed(p->neighbors) +
-           (p->pop_changed ? 1 : 0);
+           (p->pop_changed ? 1 : 0) + (p->forgotten.len > 0 ? 1 : 0);
 }
 
 size_t rs_pipeline_dirty(const struct rs_pipeline *p)

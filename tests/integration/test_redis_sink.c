@@ -135,6 +135,10 @@ static void test_zset_format_and_forget(void **state)
     freeReplyObject(r);
 
     assert_int_equal(rs_pipeline_handle(p, forget, strlen(forget), 1), RS_REASON_OK);
+    {
+        uint32_t idx; /* erased from the model at once, the key at the next publish */
+        assert_int_equal(rs_idmap_find(rs_pipeline_users(p), "u1", 2, &idx), RS_ENOENT);
+    }
     assert_int_equal(rs_pipeline_publish(p), RS_OK);
     r = redisCommand(c, "EXISTS t2:rec:u1");
     assert_int_equal(r->integer, 0);
