@@ -166,9 +166,16 @@ def main():
             lines.append("")
             lines.append("![%s](%s)" % (title, rel))
             lines.append("")
-    with open(os.path.join(docs, "BENCHMARKS.md"), "w") as f:
+    missing = [n for n in ORDER if not os.path.exists(os.path.join(out, n + ".md"))]
+    target = os.path.join(docs, "BENCHMARKS.md")
+    if missing:
+        # A partial run must not replace the sections it did not measure.
+        target = os.path.join(out, "BENCHMARKS.md")
+        print("sections missing (%s): report written to %s, docs/BENCHMARKS.md left as it is"
+              % (", ".join(missing), os.path.relpath(target, root)))
+    with open(target, "w") as f:
         f.write("\n".join(lines).rstrip() + "\n")
-    print("wrote docs/BENCHMARKS.md with %d plot(s)" % len(made))
+    print("wrote %s with %d plot(s)" % (os.path.relpath(target, root), len(made)))
 
 
 if __name__ == "__main__":
