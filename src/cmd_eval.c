@@ -14,6 +14,7 @@
 
 #include "recstream/cli.h"
 #include "recstream/eval.h"
+#include "recstream/pipeline.h"
 
 static void usage(FILE *out)
 {
@@ -253,19 +254,7 @@ int rs_cmd_eval(int argc, char **argv)
     }
     if ((conf = rs_cli_load_config(&copts)) == NULL) goto out;
 
-    memset(&mp, 0, sizeof(mp));
-    mp.factors = conf->factors;
-    mp.learning_rate = (float)conf->learning_rate;
-    mp.regularization = (float)conf->regularization;
-    mp.init_std = (float)conf->init_std;
-    mp.rating_min = (float)conf->rating_min;
-    mp.rating_max = (float)conf->rating_max;
-    mp.negatives = conf->negatives;
-    mp.seed = conf->seed;
-    mp.max_users = conf->max_users;
-    mp.max_items = conf->max_items;
-    mp.replay_ratio = (float)conf->replay_ratio;
-    mp.replay_size = conf->replay_size;
+    rs_pipeline_model_params(conf, &mp);
 
     /* The harness is single-threaded; so is the daemon's writer thread. */
     openblas_set_num_threads(1);

@@ -49,19 +49,6 @@ static void usage(FILE *out)
         "  recstream recommend -c config/recstream.conf --input u.data --item 50 --json\n");
 }
 
-static int parse_format(const char *name, enum rs_filesrc_format *format)
-{
-    static const char *names[] = {"auto", "movielens-tab", "movielens-colon", "csv",
-                                  "tsv",  "jsonl",         "msgpack"};
-    for (int f = 0; f < 7; f++) {
-        if (strcmp(name, names[f]) == 0) {
-            *format = (enum rs_filesrc_format)f;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 /*
  * The state to answer from: every event of input applied, in order, to a
  * fresh pipeline that publishes nowhere. NULL (with a message) on error.
@@ -196,7 +183,7 @@ int rs_cmd_recommend(int argc, char **argv)
         case 'I': item = optarg; break;
         case 'i': input = optarg; break;
         case 'f':
-            if (parse_format(optarg, &format)) {
+            if (rs_filesrc_format_parse(optarg, &format)) {
                 fprintf(stderr, "recstream recommend: unknown format '%s'\n", optarg);
                 return RS_EXIT_USAGE;
             }

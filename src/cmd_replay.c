@@ -37,19 +37,6 @@ static void usage(FILE *out)
             "  recstream replay -c config/recstream.conf --input events.jsonl\n");
 }
 
-static int parse_format(const char *name, enum rs_filesrc_format *format)
-{
-    static const char *names[] = {"auto", "movielens-tab", "movielens-colon", "csv",
-                                  "tsv", "jsonl", "msgpack"};
-    for (int f = 0; f < 7; f++) {
-        if (strcmp(name, names[f]) == 0) {
-            *format = (enum rs_filesrc_format)f;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 int rs_cmd_replay(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -80,7 +67,7 @@ int rs_cmd_replay(int argc, char **argv)
         case 'c': copts.path = optarg; break;
         case 'i': input = optarg; break;
         case 'f':
-            if (parse_format(optarg, &format)) {
+            if (rs_filesrc_format_parse(optarg, &format)) {
                 fprintf(stderr, "recstream replay: unknown format '%s'\n", optarg);
                 return RS_EXIT_USAGE;
             }

@@ -108,6 +108,17 @@ const char *rs_filesrc_format_name(enum rs_filesrc_format format)
     return "unknown";
 }
 
+int rs_filesrc_format_parse(const char *name, enum rs_filesrc_format *format)
+{
+    for (int f = RS_FILE_AUTO; f <= RS_FILE_MSGPACK; f++) {
+        if (strcmp(name, rs_filesrc_format_name((enum rs_filesrc_format)f)) == 0) {
+            *format = (enum rs_filesrc_format)f;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 enum rs_filesrc_format rs_filesrc_format(const struct rs_filesrc *fs)
 {
     return fs != NULL ? fs->format : RS_FILE_AUTO;

@@ -73,6 +73,23 @@ struct rs_pipeline {
     struct rs_log_limit full_limit;
 };
 
+void rs_pipeline_model_params(const struct rs_config *conf, struct rs_model_params *mp)
+{
+    memset(mp, 0, sizeof(*mp));
+    mp->factors = conf->factors;
+    mp->learning_rate = (float)conf->learning_rate;
+    mp->regularization = (float)conf->regularization;
+    mp->init_std = (float)conf->init_std;
+    mp->rating_min = (float)conf->rating_min;
+    mp->rating_max = (float)conf->rating_max;
+    mp->negatives = conf->negatives;
+    mp->seed = conf->seed;
+    mp->max_users = conf->max_users;
+    mp->max_items = conf->max_items;
+    mp->replay_ratio = (float)conf->replay_ratio;
+    mp->replay_size = conf->replay_size;
+}
+
 struct rs_pipeline *rs_pipeline_create(const struct rs_config *conf,
                                        struct rs_redis *redis, char *errstr,
                                        size_t errstr_size)
@@ -83,18 +100,7 @@ struct rs_pipeline *rs_pipeline_create(const struct rs_config *conf,
     if (!p) goto nomem;
     p->conf = conf;
     p->redis = redis;
-    mp.factors = conf->factors;
-    mp.learning_rate = (float)conf->learning_rate;
-    mp.regularization = (float)conf->regularization;
-    mp.init_std = (float)conf->init_std;
-    mp.rating_min = (float)conf->rating_min;
-    mp.rating_max = (float)conf->rating_max;
-    mp.negatives = conf->negatives;
-    mp.seed = conf->seed;
-    mp.max_users = conf->max_users;
-    mp.max_items = conf->max_items;
-    mp.replay_ratio = (float)conf->replay_ratio;
-    mp.replay_size = conf->replay_size;
+    rs_pipeline_model_params(conf, &mp);
     p->limits.rating_min = conf->rating_min;
     p->limits.rating_max = conf->rating_max;
     p->limits.max_bytes = RS_EVENT_MAX_BYTES_DEFAULT;

@@ -48,6 +48,9 @@ rs_err_t rs_filesrc_next(struct rs_filesrc *fs, struct rs_event *ev,
 /* The detected format, its name, bytes read so far and total size (0 if unknown). */
 enum rs_filesrc_format rs_filesrc_format(const struct rs_filesrc *fs);
 const char *rs_filesrc_format_name(enum rs_filesrc_format format);
+
+/* The format named name (as rs_filesrc_format_name writes it); 0, or -1 if unknown. */
+int rs_filesrc_format_parse(const char *name, enum rs_filesrc_format *format);
 uint64_t rs_filesrc_bytes_read(const struct rs_filesrc *fs);
 uint64_t rs_filesrc_bytes_total(const struct rs_filesrc *fs);
 

@@ -48,6 +48,9 @@ struct rs_pipeline_ops {
 
 struct rs_pipeline;
 
+/* The model parameters [model] sets. */
+void rs_pipeline_model_params(const struct rs_config *conf, struct rs_model_params *mp);
+
 /* A pipeline configured by conf (borrowed; must outlive it), publishing
  * through redis (borrowed; NULL: nothing is published). NULL on error. */
 struct rs_pipeline *rs_pipeline_create(const struct rs_config *conf,
