@@ -5,8 +5,8 @@
  * rate (random users and items) and, every probe interval, one event of a
  * brand-new "probe" user; a reader thread polls the probe users' keys
  * (pipelined GETs) and records when each key first exists. A new user has no
- * list before their first event, so the key's appearance is that event's
- * effect. recstream runs as its own process against the same broker/Redis.
+ * list before their first event (probe ids carry a tag new in every run),
+ * so the key's appearance is that event's effect. recstream runs as its own process against the same broker/Redis.
  *
  *   bench_freshness BROKERS TOPIC REDIS_PORT PREFIX RATE SECONDS [ITEMS] [USERS]
  * prints one JSON object: rate achieved, probes, p50/p99/max latency in ms;
@@ -36,6 +36,7 @@ static volatile int n_probes; /* published by the producer, read by the reader *
 static volatile int producing = 1;
 static int redis_port;
 static const char *prefix;
+static unsigned run_tag; /* probe ids are new in every run: "probe<tag>-<n>" */
 
 static void *reader(void *arg)
 {
@@ -52,7 +53,7 @@ static void *reader(void *arg)
         __sync_synchronize();
         for (int p = first_pending; p < n; p++) {
             if (probes[p].seen_ns) continue;
-            redisAppendCommand(c, "EXISTS %srec:probe%d", prefix, p);
+            redisAppendCommand(c, "EXISTS %srec:probe%u-%d", prefix, run_tag, p);
             asked++;
         }
         now = rs_mono_ns();
@@ -124,6 +125,7 @@ int main(int argc, char **argv)
     ev.type = RS_EVENT_PLAY;
     ev.value = 1;
     srand(11);
+    run_tag = (unsigned)(rs_now_ms() % 1000000000);
     start = rs_mono_ns();
     next_probe = start;
     while (rs_mono_ns() - start < (uint64_t)(seconds * 1e9)) {
@@ -145,7 +147,7 @@ int main(int argc, char **argv)
         if (now >= next_probe && n_probes < MAX_PROBES) {
             size_t len;
             int p = n_probes;
-            ev.user_len = (uint16_t)snprintf(ev.user, sizeof(ev.user), "probe%d", p);
+            ev.user_len = (uint16_t)snprintf(ev.user, sizeof(ev.user), "probe%u-%d", run_tag, p);
             ev.item_len = (uint16_t)snprintf(ev.item, sizeof(ev.item), "i%u",
                                              (unsigned)rand() % items);
             len = rs_event_encode_msgpack(&ev, buf, sizeof(buf));

@@ -238,6 +238,11 @@ struct rs_kafka *rs_kafka_consumer_create(const struct rs_config *conf, char *er
                  errstr_size) ||
         set_prop(kconf, "default", "enable.partition.eof", "false", errstr,
                  errstr_size) ||
+        /* Measured (docs/BENCHMARKS.md, "Ingestion"): librdkafka's default prefetch
+         * target (100000 messages) made backlog catch-up several times slower than
+         * 1000000; the queue stays bounded by queued.max.messages.kbytes. */
+        set_prop(kconf, "default", "queued.min.messages", "1000000", errstr,
+                 errstr_size) ||
         apply_passthrough(kconf, conf, errstr, errstr_size))
         goto err;
 

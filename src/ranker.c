@@ -144,6 +144,11 @@ static size_t heap_drain(struct rs_rec *hp, size_t len, struct rs_rec *out)
 struct rs_ranker *rs_ranker_create(int top_n, int batch)
 {
     if (top_n < 1 || batch < 1) return NULL;
+    /* Ranking runs on the thread that owns the model, in batches too small to
+     * split: OpenBLAS worker threads would only spin (sched_yield) on the cores
+     * ingestion, librdkafka and Redis need. Measured: p50 freshness went from
+     * seconds to milliseconds at 10,000 events/s on 2 cores. */
+    openblas_set_num_threads(1);
     struct rs_ranker *rk = calloc(1, sizeof(*rk));
     if (rk == NULL) return NULL;
     rk->top_n = top_n;
