@@ -6,6 +6,7 @@
  */
 #include "recstream/exposition.h"
 
+#include <math.h>
 #include <stdio.h>
 
 #include "recstream/event.h"
@@ -113,6 +114,11 @@ rs_err_t rs_exposition_render(struct rs_buf *b, const struct rs_pipeline *p,
         err = gauge(b, "recstream_snapshot_last_success_timestamp_seconds",
                     "When the last good snapshot was written (0: none yet).",
                     (double)ops->last_snapshot_ms / 1000.0);
+    if (!err)
+        err = gauge(b, "recstream_training_rmse",
+                    "Moving average (about the last 1000 ratings) of the rating error "
+                    "before each SGD step: prequential RMSE on live traffic.",
+                    ops->rated ? sqrt(ops->sq_err_ema) : 0.0);
     if (!err)
         err = gauge(b, "recstream_snapshot_fork_max_seconds",
                     "Longest ingestion stall (the fork) taking a snapshot.",

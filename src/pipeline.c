@@ -32,6 +32,7 @@
 #include "recstream/popularity.h"
 #include "recstream/ranker.h"
 
+#define LOSS_EMA_ALPHA 0.001 /* the training-error average spans ~1000 ratings */
 #define PUBLISH_BATCH 256
 /* Similar-items lists written per publish at most. */
 #define SIM_PER_PUBLISH 1024
@@ -247,10 +248,17 @@ rs_err_t rs_pipeline_apply(struct rs_pipeline *p, const struct rs_event *ev)
     if (err) return err;
     rs_model_touch_user(p->model, u, ev->ts_ms);
 
-    if (ev->type == RS_EVENT_RATE)
-        rs_model_update_rate(p->model, u, i, ev->value);
-    else
+    if (ev->type == RS_EVENT_RATE) {
+        /* Prequential error on live traffic: the error before the step. */
+        float e = rs_model_update_rate(p->model, u, i, ev->value);
+        if (isfinite(e)) {
+            double a = p->ops.rated ? LOSS_EMA_ALPHA : 1.0;
+            p->ops.sq_err_ema += a * ((double)e * e - p->ops.sq_err_ema);
+            p->ops.rated++;
+        }
+    } else {
         rs_model_update_play(p->model, u, i, ev->value);
+    }
     if (rs_history_add(p->history, u, i) < 0) return RS_ENOMEM;
     if ((err = rs_neighbors_add(p->neighbors, u, i, ev->ts_ms)) ||
         (err = rs_popularity_add(p->popularity, i, 1.0f, ev->ts_ms)))

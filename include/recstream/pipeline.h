@@ -44,6 +44,9 @@ struct rs_pipeline_ops {
     uint64_t snapshots_failed;
     int64_t last_snapshot_ms;            /* wall clock of the last good one; 0: none */
     uint64_t fork_max_ns;                /* longest fork (ingestion stall) for a snapshot */
+    double sq_err_ema;                   /* moving average of rate events' squared error,
+                                            each measured before its SGD step */
+    uint64_t rated;                      /* rate events in that average */
 };
 
 struct rs_pipeline;
