@@ -63,10 +63,16 @@ static void reload(struct rs_config *conf, const struct rs_cli_conf_opts *copts)
     rs_config_destroy(fresh);
 }
 
-/* Renders the metrics text and hands it to the HTTP server. */
+#define MAX_LAG_PARTITIONS 1024
+
+/* Renders the metrics text (with the consumer lag) and hands it to the HTTP server. */
 static void update_metrics(struct rs_metrics *metrics, const struct rs_pipeline *p,
-                           const struct rs_exposition_extra *extra, struct rs_buf *text)
+                           struct rs_kafka *kc, struct rs_exposition_extra *extra,
+                           struct rs_buf *text)
 {
+    static struct rs_kafka_lag lags[MAX_LAG_PARTITIONS];
+    extra->lags = lags;
+    extra->lag_cnt = kc ? rs_kafka_lag(kc, lags, MAX_LAG_PARTITIONS) : 0;
     rs_buf_reset(text);
     if (rs_exposition_render(text, p, extra) == RS_OK)
         rs_metrics_publish(metrics, text->data, text->len);
@@ -254,7 +260,7 @@ int rs_cmd_run(int argc, char **argv)
     rs_err_t err;
     struct sigaction sa;
     struct rs_metrics *metrics = NULL;
-    struct rs_exposition_extra extra = {rs_now_ms()};
+    struct rs_exposition_extra extra = {rs_now_ms(), NULL, 0};
     struct rs_buf text;
     uint64_t last_metrics = 0;
 
@@ -365,7 +371,7 @@ int rs_cmd_run(int argc, char **argv)
             reload(conf, &copts);
         }
         if (metrics && rs_mono_ns() - last_metrics >= METRICS_EVERY_NS) {
-            update_metrics(metrics, p, &extra, &text);
+            update_metrics(metrics, p, kc, &extra, &text);
             last_metrics = rs_mono_ns();
         }
         if (rs_mono_ns() - last_stats >= STATS_EVERY_NS) {
@@ -402,7 +408,7 @@ int rs_cmd_run(int argc, char **argv)
     rs_info("final snapshot %s written, %zu partition offset(s) committed", path,
             ss.pending_cnt);
     log_stats(p);
-    if (metrics) update_metrics(metrics, p, &extra, &text);
+    if (metrics) update_metrics(metrics, p, kc, &extra, &text);
     rc = RS_EXIT_OK;
 
 out:

@@ -119,6 +119,18 @@ rs_err_t rs_exposition_render(struct rs_buf *b, const struct rs_pipeline *p,
                     "Moving average (about the last 1000 ratings) of the rating error "
                     "before each SGD step: prequential RMSE on live traffic.",
                     ops->rated ? sqrt(ops->sq_err_ema) : 0.0);
+    if (!err && extra->lag_cnt > 0) {
+        err = rs_metrics_family(b, "recstream_consumer_lag", "gauge",
+                                "Messages in an assigned partition not consumed yet "
+                                "(-1: not known yet).");
+        for (size_t l = 0; l < extra->lag_cnt && !err; l++) {
+            char lab[192];
+            snprintf(lab, sizeof(lab), "topic=\"%s\",partition=\"%d\"", extra->lags[l].topic,
+                     extra->lags[l].partition);
+            err = rs_metrics_sample(b, "recstream_consumer_lag", lab,
+                                    (double)extra->lags[l].lag);
+        }
+    }
     if (!err)
         err = gauge(b, "recstream_snapshot_fork_max_seconds",
                     "Longest ingestion stall (the fork) taking a snapshot.",

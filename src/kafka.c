@@ -461,3 +461,26 @@ const char *rs_kafka_embedded_bootstraps(const struct rs_kafka *kc)
 {
     return kc->bootstraps;
 }
+
+size_t rs_kafka_lag(struct rs_kafka *kc, struct rs_kafka_lag *out, size_t max)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    size_t n = 0;
+
+    if (!kc->is_consumer || rd_kafka_assignment(kc->rk, &parts) || !parts) return 0;
+    rd_kafka_position(kc->rk, parts);
+    for (int i = 0; i < parts->cnt && n < max; i++) {
+        const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        int64_t lo = -1, hi = -1;
+        snprintf(out[n].topic, sizeof(out[n].topic), "%s", tp->topic);
+        out[n].partition = tp->partition;
+        out[n].lag = -1;
+        if (rd_kafka_get_watermark_offsets(kc->rk, tp->topic, tp->partition, &lo, &hi) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR &&
+            hi >= 0 && tp->offset >= 0)
+            out[n].lag = hi > tp->offset ? hi - tp->offset : 0;
+        n++;
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    return n;
+}

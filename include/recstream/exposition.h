@@ -10,12 +10,15 @@
 #include <stdint.h>
 
 #include "recstream/common.h"
+#include "recstream/kafka.h"
 #include "recstream/listfmt.h"
 #include "recstream/pipeline.h"
 
 /* Process-level facts the pipeline does not hold. */
 struct rs_exposition_extra {
-    int64_t start_time_ms; /* process start, wall clock */
+    int64_t start_time_ms;           /* process start, wall clock */
+    const struct rs_kafka_lag *lags; /* per assigned partition, or NULL */
+    size_t lag_cnt;
 };
 
 /* Appends the whole exposition text for p to b. RS_OK or RS_ENOMEM. */

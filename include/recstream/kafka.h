@@ -109,4 +109,18 @@ uint64_t rs_kafka_delivery_errors(const struct rs_kafka *kc);
 /* With brokers = embedded: the mock cluster's bootstrap address, else NULL. */
 const char *rs_kafka_embedded_bootstraps(const struct rs_kafka *kc);
 
+/* The consumer lag of one assigned partition. */
+struct rs_kafka_lag {
+    char topic[128];
+    int32_t partition;
+    int64_t lag; /* log end offset - the consumer's position; -1 when not yet known */
+};
+
+/*
+ * Fills out[0..max) with the lag of every assigned partition, from the
+ * watermarks librdkafka caches from its fetch responses (no broker round
+ * trip), and returns how many were written.
+ */
+size_t rs_kafka_lag(struct rs_kafka *kc, struct rs_kafka_lag *out, size_t max);
+
 #endif

@@ -62,7 +62,10 @@ grep -q "^recstream_events_applied_total $EVENTS\$" <<<"$metrics" \
   || { echo "FAIL: /metrics does not count $EVENTS applied events"; grep applied <<<"$metrics"; exit 1; }
 grep -q '^recstream_events_rejected_total{reason="malformed"} 0$' <<<"$metrics" \
   || { echo "FAIL: /metrics rejected counts missing"; exit 1; }
-echo "metrics: $(grep -c '^recstream_' <<<"$metrics") samples, applied count matches"
+lags=$(grep "^recstream_consumer_lag{topic=\"$TOPIC\"" <<<"$metrics" || true)
+[ "$(wc -l <<<"$lags")" -eq 4 ] && ! grep -qv ' 0$' <<<"$lags" \
+  || { echo "FAIL: consumer lag should be 0 on 4 partitions:"; echo "$lags"; exit 1; }
+echo "metrics: $(grep -c '^recstream_' <<<"$metrics") samples, applied count matches, lag 0"
 
 echo "bogus line without equals" >>"$CONFIG"
 kill -HUP "$PID"; sleep 0.5

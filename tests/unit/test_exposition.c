@@ -20,7 +20,8 @@ static void test_counters_follow_the_events_fed(void **state)
     char errstr[256];
     struct rs_config *conf = rs_config_create();
     struct rs_pipeline *p;
-    struct rs_exposition_extra extra = {1000};
+    struct rs_kafka_lag lag = {"events", 3, 42};
+    struct rs_exposition_extra extra = {1000, &lag, 1};
     struct rs_buf b;
     const char *good = "{\"user\":\"a\",\"item\":\"x\",\"type\":\"play\"}";
     const char *good2 = "{\"user\":\"b\",\"item\":\"y\",\"type\":\"play\"}";
@@ -52,6 +53,7 @@ static void test_counters_follow_the_events_fed(void **state)
     assert_non_null(strstr(b.data, "\nrecstream_snapshot_last_success_timestamp_seconds 5\n"));
     assert_non_null(strstr(b.data, "\nrecstream_snapshot_fork_max_seconds 0.002\n"));
     assert_non_null(strstr(b.data, "\nrecstream_publish_duration_seconds_count 0\n"));
+    assert_non_null(strstr(b.data, "\nrecstream_consumer_lag{topic=\"events\",partition=\"3\"} 42\n"));
     rs_buf_free(&b);
     rs_pipeline_destroy(p);
     rs_config_destroy(conf);
