@@ -210,12 +210,35 @@ static void evict_idle(struct rs_pipeline *p, int64_t now_ms)
     }
 }
 
+/*
+ * forget: the user is erased everywhere now (when the model holds them) and
+ * the key goes at the next publish, by name, also for a user the model no
+ * longer holds (evicted earlier, their list may still be in Redis). A forget
+ * never adds an id, so it cannot evict anyone.
+ */
+static rs_err_t forget(struct rs_pipeline *p, const struct rs_event *ev)
+{
+    uint16_t len16 = ev->user_len;
+    size_t mark = p->forgotten.len;
+    uint32_t u;
+
+    if (rs_buf_append(&p->forgotten, &len16, sizeof(len16)) ||
+        rs_buf_append(&p->forgotten, ev->user, ev->user_len)) {
+        p->forgotten.len = mark; /* never a length without its id */
+        return RS_ENOMEM;
+    }
+    if (rs_idmap_find(p->users, ev->user, ev->user_len, &u) == RS_OK) evict_user(p, u);
+    p->stats.events_applied++;
+    return RS_OK;
+}
+
 rs_err_t rs_pipeline_apply(struct rs_pipeline *p, const struct rs_event *ev)
 {
     uint32_t u, i, v;
     rs_err_t err;
 
     evict_idle(p, ev->ts_ms);
+    if (ev->type == RS_EVENT_FORGET) return forget(p, ev);
     err = rs_idmap_intern(p->users, ev->user, ev->user_len, &u, NULL);
     if (err == RS_EFULL && p->conf->evict_when_full &&
         (v = rs_model_lru_user(p->model, NULL)) != RS_NONE) {
@@ -227,18 +250,6 @@ rs_err_t rs_pipeline_apply(struct rs_pipeline *p, const struct rs_event *ev)
     if (err) return err;
     if ((err = grow_user_events(p, u))) return err;
 
-    if (ev->type == RS_EVENT_FORGET) {
-        /* Erased everywhere now; the key goes at the next publish, by name. */
-        size_t len;
-        const char *name = rs_idmap_name(p->users, u, &len);
-        uint16_t len16 = (uint16_t)len;
-        if (rs_buf_append(&p->forgotten, &len16, sizeof(len16)) ||
-            rs_buf_append(&p->forgotten, name, len))
-            return RS_ENOMEM;
-        evict_user(p, u);
-        p->stats.events_applied++;
-        return RS_OK;
-    }
 
     err = rs_idmap_intern(p->items, ev->item, ev->item_len, &i, NULL);
     if (err == RS_EFULL) return over_capacity(p, "max_items");

@@ -372,6 +372,8 @@ cleanup:
  * restart after the parent died never waits for a dying child. */
 static int held_lock_fd = -1;
 
+static void remove_temps(const char *dir);
+
 int rs_snapshot_lock_dir(const char *dir, char *errstr, size_t errstr_size)
 {
     char path[PATH_MAX_LEN];
@@ -396,6 +398,9 @@ int rs_snapshot_lock_dir(const char *dir, char *errstr, size_t errstr_size)
         return -1;
     }
     held_lock_fd = fd;
+    /* Only the lock holder may clear what an interrupted write left: a reader
+     * (recstream recommend) must not touch a running daemon's temp file. */
+    remove_temps(dir);
     return fd;
 }
 
@@ -738,7 +743,6 @@ rs_err_t rs_snapshot_load_newest(const char *dir, const struct rs_snapshot_shape
     rs_err_t err;
     uint64_t t0;
 
-    remove_temps(dir);
     if ((err = list_snapshots(dir, &names, &n))) {
         snprintf(errstr, errstr_size, "listing snapshots in %s: %s", dir,
                  err == RS_EIO ? strerror(errno) : rs_err_str(err));

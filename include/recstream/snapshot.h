@@ -68,7 +68,8 @@ rs_err_t rs_snapshot_write(const char *dir, int keep, const struct rs_snapshot_s
 
 /*
  * Takes an exclusive lock on dir (creating it), so two processes never write
- * snapshots into one directory. Returns the lock's file descriptor (held until
+ * snapshots into one directory, then removes the temp files an interrupted
+ * write left there. Returns the lock's file descriptor (held until
  * closed or the process dies), or -1 with errstr filled.
  */
 int rs_snapshot_lock_dir(const char *dir, char *errstr, size_t errstr_size);
@@ -159,7 +160,8 @@ typedef rs_err_t (*rs_snapshot_load_t)(void *ctx, const struct rs_snapshot *snap
 /*
  * Loads the newest snapshot in dir that verifies: each one that does not (or
  * whose load reports RS_ECORRUPT) is reported in the log and the next older
- * one is tried. Leftover temp files from an interrupted write are removed.
+ * one is tried. Nothing in dir is changed (rs_snapshot_lock_dir clears the
+ * temp files an interrupted write left).
  * Returns RS_OK with path filled, RS_ENOENT when dir holds no snapshot,
  * RS_EINVAL when the newest good one's shape disagrees with want (refused,
  * not mixed; errstr says how), RS_ECORRUPT when snapshots exist but none

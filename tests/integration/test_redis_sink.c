@@ -147,6 +147,21 @@ static void test_zset_format_and_forget(void **state)
     assert_int_equal(r->integer, 1);
     freeReplyObject(r);
 
+    /* A user the model no longer holds (evicted earlier): the old key still goes,
+     * and the forget adds no id. */
+    {
+        const char *ghost = "{\"user\":\"ghost\",\"type\":\"forget\"}";
+        uint32_t users = rs_idmap_count(rs_pipeline_users(p));
+        r = redisCommand(c, "SET t2:rec:ghost stale");
+        freeReplyObject(r);
+        assert_int_equal(rs_pipeline_handle(p, ghost, strlen(ghost), 1), RS_REASON_OK);
+        assert_int_equal(rs_idmap_count(rs_pipeline_users(p)), users);
+        assert_int_equal(rs_pipeline_publish(p), RS_OK);
+        r = redisCommand(c, "EXISTS t2:rec:ghost");
+        assert_int_equal(r->integer, 0);
+        freeReplyObject(r);
+    }
+
     redisFree(c);
     rs_pipeline_destroy(p);
     rs_redis_destroy(sink);

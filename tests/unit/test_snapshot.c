@@ -413,18 +413,25 @@ static void test_the_forked_writer_reports_success_and_failure(void **state)
     assert_int_equal(count_files(".snap-"), 0);
 }
 
-static void test_leftover_temp_files_are_removed_at_load(void **state)
+static void test_leftover_temp_files_are_removed_by_the_lock_holder_only(void **state)
 {
     char tmp[600], errstr[512];
     uint32_t tag = 0;
+    int fd;
     (void)state;
     write_one(3, 10, NULL, 0);
     snprintf(tmp, sizeof(tmp), "%s/.snap-0000000000000002.rsnap.4242.tmp", dir);
     write_file(tmp, (const uint8_t *)"partial", 7);
+    /* A reader (recommend) leaves a running writer's temp file alone. */
     assert_int_equal(rs_snapshot_load_newest(dir, &SHAPE, load, &tag, NULL, 0, errstr,
                                              sizeof(errstr)),
                      RS_OK);
+    assert_int_equal(count_files(".snap-"), 1);
+    /* The process that takes the directory clears it. */
+    fd = rs_snapshot_lock_dir(dir, errstr, sizeof(errstr));
+    assert_true(fd >= 0);
     assert_int_equal(count_files(".snap-"), 0);
+    close(fd);
 }
 
 static void test_a_directory_is_locked_for_one_process(void **state)
@@ -466,7 +473,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_the_forked_writer_reports_success_and_failure,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(test_leftover_temp_files_are_removed_at_load, setup,
+        cmocka_unit_test_setup_teardown(test_leftover_temp_files_are_removed_by_the_lock_holder_only, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_directory_is_locked_for_one_process, setup,
                                         teardown),
