@@ -14,47 +14,8 @@
 
 #include <stdlib.h>
 
+#include "memio.h"
 #include "recstream/idmap.h"
-
-/* An in-memory snapshot section. */
-struct mem {
-    char *buf;
-    size_t len, cap, pos;
-};
-
-static rs_err_t mem_write(void *ctx, const void *buf, size_t len)
-{
-    struct mem *m = ctx;
-    if (m->len + len > m->cap) {
-        size_t cap = m->cap ? m->cap : 4096;
-        while (cap < m->len + len)
-            cap *= 2;
-        char *nb = realloc(m->buf, cap);
-        if (nb == NULL)
-            return RS_ENOMEM;
-        m->buf = nb;
-        m->cap = cap;
-    }
-    memcpy(m->buf + m->len, buf, len);
-    m->len += len;
-    return RS_OK;
-}
-
-static rs_err_t mem_read(void *ctx, void *buf, size_t len)
-{
-    struct mem *m = ctx;
-    if (m->pos + len > m->len)
-        return RS_ECORRUPT;
-    memcpy(buf, m->buf + m->pos, len);
-    m->pos += len;
-    return RS_OK;
-}
-
-static uint64_t mem_remaining(void *ctx)
-{
-    struct mem *m = ctx;
-    return m->len - m->pos;
-}
 
 static void assert_name(const struct rs_idmap *map, uint32_t idx, const char *id, size_t len)
 {
