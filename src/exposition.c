@@ -119,6 +119,20 @@ rs_err_t rs_exposition_render(struct rs_buf *b, const struct rs_pipeline *p,
                     "Moving average (about the last 1000 ratings) of the rating error "
                     "before each SGD step: prequential RMSE on live traffic.",
                     ops->rated ? sqrt(ops->sq_err_ema) : 0.0);
+    if (!err)
+        err = counter(b, "recstream_live_checked_events_total",
+                      "Events of users who had been served a list (denominator of the "
+                      "online hit rate).",
+                      (double)ops->hit_checks);
+    if (!err)
+        err = counter(b, "recstream_live_hits_total",
+                      "Events whose item was on the list last published for the user.",
+                      (double)ops->hits);
+    if (!err)
+        err = gauge(b, "recstream_live_hit_rate",
+                    "Online hit rate since start: live_hits_total / "
+                    "live_checked_events_total (0 before any check).",
+                    ops->hit_checks ? (double)ops->hits / (double)ops->hit_checks : 0.0);
     if (!err && extra->lag_cnt > 0) {
         err = rs_metrics_family(b, "recstream_consumer_lag", "gauge",
                                 "Messages in an assigned partition not consumed yet "

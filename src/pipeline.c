@@ -31,6 +31,7 @@
 #include "recstream/neighbors.h"
 #include "recstream/popularity.h"
 #include "recstream/ranker.h"
+#include "recstream/served.h"
 
 #define LOSS_EMA_ALPHA 0.001 /* the training-error average spans ~1000 ratings */
 #define PUBLISH_BATCH 256
@@ -48,6 +49,7 @@ struct rs_pipeline {
     struct rs_ranker *ranker;
     struct rs_neighbors *neighbors;
     struct rs_popularity *popularity;
+    struct rs_served *served; /* each user's last written list, for the hit rate */
     /* process-local, not in snapshots: for rs:meta and /metrics */
     int64_t last_snapshot_ms;
     struct rs_pipeline_ops ops;
@@ -118,11 +120,12 @@ struct rs_pipeline *rs_pipeline_create(const struct rs_config *conf,
     p->neighbors = rs_neighbors_create(conf->neighbors_k, conf->neighbors_window,
                                        conf->neighbors_half_life_s);
     p->popularity = rs_popularity_create(conf->neighbors_half_life_s);
+    p->served = rs_served_create((size_t)conf->top_n);
     p->sim_recs = calloc(
         (size_t)(conf->neighbors_k > conf->top_n ? conf->neighbors_k : conf->top_n),
         sizeof(*p->sim_recs));
     if (!p->users || !p->items || !p->model || !p->history || !p->dirty || !p->ranker ||
-        !p->recs || !p->neighbors || !p->popularity || !p->sim_recs)
+        !p->recs || !p->neighbors || !p->popularity || !p->sim_recs || !p->served)
         goto nomem;
     rs_buf_init(&p->key);
     rs_buf_init(&p->blob);
@@ -147,6 +150,7 @@ void rs_pipeline_destroy(struct rs_pipeline *p)
     rs_popularity_destroy(p->popularity);
     rs_ranker_destroy(p->ranker);
     rs_neighbors_destroy(p->neighbors);
+    rs_served_destroy(p->served);
     free(p->user_events);
     for (size_t o = 0; o < p->offset_cnt; o++) free((char *)p->offsets[o].topic);
     free(p->offsets);
@@ -194,6 +198,7 @@ static void evict_user(struct rs_pipeline *p, uint32_t u)
     rs_model_forget_user(p->model, u);
     rs_history_clear(p->history, u);
     rs_neighbors_forget(p->neighbors, u);
+    rs_served_clear(p->served, u);
     if (u < p->user_events_cap) p->user_events[u] = 0; /* the index goes to a new user */
 }
 
@@ -232,6 +237,15 @@ static rs_err_t forget(struct rs_pipeline *p, const struct rs_event *ev)
     return RS_OK;
 }
 
+/* Online hit rate: was the event's item on the list the user was last served? */
+static void note_hit(struct rs_pipeline *p, uint32_t u, uint32_t i)
+{
+    int on_list = rs_served_contains(p->served, u, i);
+    if (on_list < 0) return;
+    p->ops.hit_checks++;
+    p->ops.hits += (uint64_t)on_list;
+}
+
 rs_err_t rs_pipeline_apply(struct rs_pipeline *p, const struct rs_event *ev)
 {
     uint32_t u, i, v;
@@ -258,6 +272,7 @@ rs_err_t rs_pipeline_apply(struct rs_pipeline *p, const struct rs_event *ev)
     if (err == RS_EFULL) return over_capacity(p, "model bounds");
     if (err) return err;
     rs_model_touch_user(p->model, u, ev->ts_ms);
+    note_hit(p, u, i);
 
     if (ev->type == RS_EVENT_RATE) {
         /* Prequential error on live traffic: the error before the step. */
@@ -488,6 +503,28 @@ rs_err_t rs_pipeline_similar(const struct rs_pipeline *p, const char *item, size
     return RS_OK;
 }
 
+/* Remembers what the n users of p->batch were just served (their lists are written). */
+static void note_served(struct rs_pipeline *p, size_t n)
+{
+    uint32_t items[1024];
+    size_t top_n = (size_t)p->conf->top_n, history_len;
+
+    for (size_t j = 0; j < n; j++) {
+        uint32_t u = p->batch[j];
+        const struct rs_rec *recs = p->recs + j * top_n;
+        size_t cnt = p->counts[j] < 1024 ? p->counts[j] : 1024;
+
+        rs_history_items(p->history, u, &history_len);
+        if (history_len == 0 || rs_idmap_name(p->users, u, NULL) == NULL) {
+            rs_served_clear(p->served, u); /* deleted or gone */
+            continue;
+        }
+        for (size_t r = 0; r < cnt; r++) items[r] = recs[r].item;
+        if (rs_served_set(p->served, u, items, cnt) != RS_OK)
+            rs_served_clear(p->served, u); /* no memory: this user is not counted */
+    }
+}
+
 static rs_err_t publish(struct rs_pipeline *p);
 
 rs_err_t rs_pipeline_publish(struct rs_pipeline *p)
@@ -536,6 +573,7 @@ static rs_err_t publish(struct rs_pipeline *p)
                                   p->counts[j])))
                 goto requeue;
         if ((err = rs_redis_flush(p->redis))) goto requeue;
+        note_served(p, n);
         continue;
 
     requeue:
@@ -893,6 +931,7 @@ static void swap_state(struct rs_pipeline *a, struct rs_pipeline *b)
     SWAP(dirty);
     SWAP(popularity);
     SWAP(neighbors);
+    SWAP(served); /* the restored users get a fresh, empty record */
     SWAP(user_events);
     SWAP(user_events_cap);
     SWAP(offsets);

@@ -47,6 +47,8 @@ struct rs_pipeline_ops {
     double sq_err_ema;                   /* moving average of rate events' squared error,
                                             each measured before its SGD step */
     uint64_t rated;                      /* rate events in that average */
+    uint64_t hit_checks;                 /* events of users who had been served a list */
+    uint64_t hits;                       /* ... whose item was on that list */
 };
 
 struct rs_pipeline;

@@ -65,7 +65,12 @@ grep -q '^recstream_events_rejected_total{reason="malformed"} 0$' <<<"$metrics" 
 lags=$(grep "^recstream_consumer_lag{topic=\"$TOPIC\"" <<<"$metrics" || true)
 [ "$(wc -l <<<"$lags")" -eq 4 ] && ! grep -qv ' 0$' <<<"$lags" \
   || { echo "FAIL: consumer lag should be 0 on 4 partitions:"; echo "$lags"; exit 1; }
-echo "metrics: $(grep -c '^recstream_' <<<"$metrics") samples, applied count matches, lag 0"
+checked=$(sed -n 's/^recstream_live_checked_events_total //p' <<<"$metrics")
+hits=$(sed -n 's/^recstream_live_hits_total //p' <<<"$metrics")
+[ -n "$checked" ] && [ -n "$hits" ] && [ "$hits" -le "$checked" ] && [ "$checked" -le "$EVENTS" ] \
+  || { echo "FAIL: online hit rate counters: checked='$checked' hits='$hits'"; exit 1; }
+echo "metrics: $(grep -c '^recstream_' <<<"$metrics") samples, applied count matches, lag 0," \
+  "hit rate $hits of $checked"
 
 echo "bogus line without equals" >>"$CONFIG"
 kill -HUP "$PID"; sleep 0.5

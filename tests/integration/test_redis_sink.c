@@ -3,7 +3,8 @@
  * real redis-server (port from RS_REDIS_PORT; scripts/test.sh starts one):
  * lists in each format land under the configured prefix and parse, never hold
  * an item the user has, `forget` deletes the list, the meta hash counts the
- * events, and an unreachable server keeps users dirty for a later retry.
+ * events, the online hit rate counts events against the list last written,
+ * and an unreachable server keeps users dirty for a later retry.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -168,6 +169,71 @@ static void test_zset_format_and_forget(void **state)
     rs_config_destroy(conf);
 }
 
+/* Sends one rate event for user/item. */
+static void rate(struct rs_pipeline *p, const char *user, const char *item)
+{
+    char json[128];
+    snprintf(json, sizeof(json), "{\"user\":\"%s\",\"item\":\"%s\",\"type\":\"rate\","
+             "\"value\":4}", user, item);
+    assert_int_equal(rs_pipeline_handle(p, json, strlen(json), 1), RS_REASON_OK);
+}
+
+static void test_hit_rate_counts_events_on_the_published_list(void **state)
+{
+    char errstr[256], first[64];
+    int port = redis_port();
+    const struct rs_pipeline_ops *ops;
+    struct rs_config *conf;
+    struct rs_redis *sink;
+    struct rs_pipeline *p;
+    redisContext *c;
+    redisReply *r;
+    json_error_t jerr;
+    json_t *list;
+    (void)state;
+
+    if (!port) fail_msg("RS_REDIS_PORT is not set: run through scripts/test.sh");
+    conf = conf_for("json", port, "t4:");
+    sink = rs_redis_create(conf);
+    p = rs_pipeline_create(conf, sink, errstr, sizeof(errstr));
+    ops = rs_pipeline_ops(p);
+    feed(p);
+    assert_int_equal(ops->hit_checks, 0); /* nothing was served yet */
+    assert_int_equal(rs_pipeline_publish(p), RS_OK);
+
+    /* What u2 was served, read back from Redis as a frontend would. */
+    c = redisConnect("127.0.0.1", port);
+    r = redisCommand(c, "GET t4:rec:u2");
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    list = json_loadb(r->str, r->len, 0, &jerr);
+    assert_non_null(list);
+    snprintf(first, sizeof(first), "%s",
+             json_string_value(json_object_get(json_array_get(list, 4), "item")));
+    json_decref(list);
+    freeReplyObject(r);
+    redisFree(c);
+
+    rate(p, "u2", first); /* on the list: a hit */
+    assert_int_equal(ops->hit_checks, 1);
+    assert_int_equal(ops->hits, 1);
+    rate(p, "u2", "0");   /* the user's own item, never on the list: a miss */
+    assert_int_equal(ops->hit_checks, 2);
+    assert_int_equal(ops->hits, 1);
+    rate(p, "newcomer", first); /* never served: not counted */
+    assert_int_equal(ops->hit_checks, 2);
+
+    /* A forgotten user's list is gone, so their next event is not counted. */
+    {
+        const char *forget = "{\"user\":\"u1\",\"type\":\"forget\"}";
+        assert_int_equal(rs_pipeline_handle(p, forget, strlen(forget), 1), RS_REASON_OK);
+        rate(p, "u1", first);
+        assert_int_equal(ops->hit_checks, 2);
+    }
+    rs_pipeline_destroy(p);
+    rs_redis_destroy(sink);
+    rs_config_destroy(conf);
+}
+
 static void test_unreachable_redis_keeps_users_dirty(void **state)
 {
     char errstr[256];
@@ -181,6 +247,9 @@ static void test_unreachable_redis_keeps_users_dirty(void **state)
     assert_int_equal(rs_pipeline_publish(p), RS_EREDIS);
     assert_int_equal(rs_pipeline_dirty(p), 4);
     assert_true(rs_pipeline_stats(p)->publish_errors > 0);
+    /* Nothing was written, so nothing counts as served. */
+    rate(p, "u2", "9");
+    assert_int_equal(rs_pipeline_ops(p)->hit_checks, 0);
     rs_pipeline_destroy(p);
     rs_redis_destroy(sink);
     rs_config_destroy(conf);
@@ -191,6 +260,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_lists_parse_and_exclude_seen_items),
         cmocka_unit_test(test_zset_format_and_forget),
+        cmocka_unit_test(test_hit_rate_counts_events_on_the_published_list),
         cmocka_unit_test(test_unreachable_redis_keeps_users_dirty),
     };
     rs_log_set_level(RS_LOG_ERROR);

@@ -53,6 +53,9 @@ static void test_counters_follow_the_events_fed(void **state)
     assert_non_null(strstr(b.data, "\nrecstream_snapshot_last_success_timestamp_seconds 5\n"));
     assert_non_null(strstr(b.data, "\nrecstream_snapshot_fork_max_seconds 0.002\n"));
     assert_non_null(strstr(b.data, "\nrecstream_publish_duration_seconds_count 0\n"));
+    assert_non_null(strstr(b.data, "\nrecstream_live_checked_events_total 0\n"));
+    assert_non_null(strstr(b.data, "\nrecstream_live_hits_total 0\n"));
+    assert_non_null(strstr(b.data, "\nrecstream_live_hit_rate 0\n"));
     assert_non_null(strstr(b.data, "\nrecstream_consumer_lag{topic=\"events\",partition=\"3\"} 42\n"));
     rs_buf_free(&b);
     rs_pipeline_destroy(p);
