@@ -188,6 +188,7 @@ static void snapshot_reap(struct snap_state *ss, int wait)
     rs_pipeline_note_snapshot(ss->p, st == RS_SNAPSHOT_BG_DONE, rs_now_ms(), ss->fork_ns);
     if (st == RS_SNAPSHOT_BG_DONE) {
         ss->written++;
+        rs_pipeline_note_snapshot_duration(ss->p, rs_mono_ns() - ss->last_ns);
         rs_kafka_commit_offsets(ss->kc, ss->pending, ss->pending_cnt, 0);
         rs_debug("snapshot written; %zu partition offset(s) committed", ss->pending_cnt);
     } else {

@@ -47,6 +47,11 @@ rs_err_t rs_exposition_render(struct rs_buf *b, const struct rs_pipeline *p,
         err = gauge(b, "process_start_time_seconds", "Start time of the process since the epoch.",
                     (double)extra->start_time_ms / 1000.0);
     if (!err)
+        err = counter(b, "recstream_events_consumed_total",
+                      "Events read from the source since start: applied, rejected or "
+                      "refused for capacity.",
+                      (double)ops->events_consumed);
+    if (!err)
         err = counter(b, "recstream_events_applied_total", "Events applied to the model.",
                       (double)st->events_applied);
     if (!err)
@@ -145,6 +150,10 @@ rs_err_t rs_exposition_render(struct rs_buf *b, const struct rs_pipeline *p,
                                     (double)extra->lags[l].lag);
         }
     }
+    if (!err)
+        err = gauge(b, "recstream_snapshot_duration_seconds",
+                    "Time the last good background snapshot took, fork to durable file.",
+                    (double)ops->snapshot_last_ns / 1e9);
     if (!err)
         err = gauge(b, "recstream_snapshot_fork_max_seconds",
                     "Longest ingestion stall (the fork) taking a snapshot.",

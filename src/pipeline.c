@@ -301,6 +301,7 @@ enum rs_event_reason rs_pipeline_handle(struct rs_pipeline *p, const void *buf,
     enum rs_event_reason reason = rs_event_decode(buf, len, &p->limits, &p->ev);
     rs_err_t err;
 
+    p->ops.events_consumed++;
     if (reason != RS_REASON_OK) {
         rs_pipeline_reject(p, reason);
         rs_log_limited(&p->bad_limit, RS_LOG_WARN, "bad event (%s): %zu bytes",
@@ -993,6 +994,11 @@ void rs_pipeline_note_snapshot(struct rs_pipeline *p, int ok, int64_t at_ms, uin
         p->ops.snapshots_failed++;
     }
     if (fork_ns > p->ops.fork_max_ns) p->ops.fork_max_ns = fork_ns;
+}
+
+void rs_pipeline_note_snapshot_duration(struct rs_pipeline *p, uint64_t ns)
+{
+    p->ops.snapshot_last_ns = ns;
 }
 
 const struct rs_pipeline_ops *rs_pipeline_ops(const struct rs_pipeline *p)

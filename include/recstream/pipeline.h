@@ -44,6 +44,8 @@ struct rs_pipeline_ops {
     uint64_t snapshots_failed;
     int64_t last_snapshot_ms;            /* wall clock of the last good one; 0: none */
     uint64_t fork_max_ns;                /* longest fork (ingestion stall) for a snapshot */
+    uint64_t snapshot_last_ns;           /* duration of the last good snapshot */
+    uint64_t events_consumed;            /* inputs handled: applied, rejected or refused */
     double sq_err_ema;                   /* moving average of rate events' squared error,
                                             each measured before its SGD step */
     uint64_t rated;                      /* rate events in that average */
@@ -164,6 +166,9 @@ rs_err_t rs_pipeline_snapshot_load(void *p, const struct rs_snapshot *snap, char
 /* Records a snapshot's outcome (ok or failed) at wall-clock at_ms and the fork
  * pause it cost; rs:meta's last_snapshot_ms and /metrics report them. */
 void rs_pipeline_note_snapshot(struct rs_pipeline *p, int ok, int64_t at_ms, uint64_t fork_ns);
+
+/* Records how long the last good snapshot took, from start to durable on disk. */
+void rs_pipeline_note_snapshot_duration(struct rs_pipeline *p, uint64_t ns);
 
 const struct rs_pipeline_ops *rs_pipeline_ops(const struct rs_pipeline *p);
 

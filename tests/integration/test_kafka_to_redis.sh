@@ -60,6 +60,8 @@ sleep 1.5 # the metrics text is rendered once a second
 metrics=$(scrape)
 grep -q "^recstream_events_applied_total $EVENTS\$" <<<"$metrics" \
   || { echo "FAIL: /metrics does not count $EVENTS applied events"; grep applied <<<"$metrics"; exit 1; }
+grep -q "^recstream_events_consumed_total $EVENTS\$" <<<"$metrics" \
+  || { echo "FAIL: /metrics does not count $EVENTS consumed events"; exit 1; }
 grep -q '^recstream_events_rejected_total{reason="malformed"} 0$' <<<"$metrics" \
   || { echo "FAIL: /metrics rejected counts missing"; exit 1; }
 lags=$(grep "^recstream_consumer_lag{topic=\"$TOPIC\"" <<<"$metrics" || true)

@@ -37,10 +37,13 @@ static void test_counters_follow_the_events_fed(void **state)
 
     rs_pipeline_note_snapshot(p, 1, 5000, 2000000);
     rs_pipeline_note_snapshot(p, 0, 6000, 1000000);
+    rs_pipeline_note_snapshot_duration(p, 250000000);
     rs_buf_init(&b);
     assert_int_equal(rs_exposition_render(&b, p, &extra), RS_OK);
     assert_int_equal(rs_buf_append(&b, "", 1), RS_OK);
     assert_non_null(strstr(b.data, "\nrecstream_events_applied_total 2\n"));
+    assert_non_null(strstr(b.data, "\nrecstream_events_consumed_total 3\n"));
+    assert_non_null(strstr(b.data, "\nrecstream_snapshot_duration_seconds 0.25\n"));
     assert_non_null(strstr(b.data, "\nrecstream_events_rejected_total{reason=\"malformed\"} 1\n"));
     assert_non_null(strstr(b.data, "\nrecstream_events_rejected_total{reason=\"bad_ts\"} 0\n"));
     assert_non_null(strstr(b.data, "\nrecstream_model_users 2\n"));
