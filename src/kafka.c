@@ -169,7 +169,9 @@ static void log_partitions(const char *what, const rd_kafka_topic_partition_list
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
-    int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    /* NULL when the protocol is not known (yet or any more, e.g. while closing). */
+    const char *protocol = rd_kafka_rebalance_protocol(rk);
+    int cooperative = protocol && strcmp(protocol, "COOPERATIVE") == 0;
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t ret = RD_KAFKA_RESP_ERR_NO_ERROR;
     struct rs_kafka *kc = opaque;
