@@ -8,6 +8,11 @@
  * or SIGINT stops it: it publishes, writes a final snapshot, commits its
  * offsets, leaves the group and exits 0. SIGHUP re-reads the config file;
  * with [metrics] listen set, /metrics is served from the model's counters.
+ * Bad messages are copied to the dead-letter topic (when set), and no
+ * snapshot is taken while a copy is unacknowledged, so no offset past a bad
+ * message is made durable or committed before its dead letter is. When
+ * unpublished lists or unacknowledged dead letters pile up, consumption is
+ * paused until they drain (back-pressure).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -72,8 +77,11 @@ static void update_metrics(struct rs_metrics *metrics, const struct rs_pipeline 
                            struct rs_buf *text)
 {
     static struct rs_kafka_lag lags[MAX_LAG_PARTITIONS];
+    static struct rs_kafka_stats kst;
     extra->lags = lags;
     extra->lag_cnt = kc ? rs_kafka_lag(kc, lags, MAX_LAG_PARTITIONS) : 0;
+    if (kc) rs_kafka_stats(kc, &kst);
+    extra->kafka = kc ? &kst : NULL;
     rs_buf_reset(text);
     if (rs_exposition_render(text, p, extra) == RS_OK)
         rs_metrics_publish(metrics, text->data, text->len);
@@ -93,12 +101,86 @@ struct snap_state {
     uint64_t fork_max_ns;            /* longest ingestion stall taking one */
     uint64_t fork_ns;                /* the stall of the one in flight */
     uint64_t written, failed;
+    uint64_t dl_retry_ns;            /* next try to settle dead letters before a snapshot */
+    struct rs_log_limit dl_limit;
 };
+
+/* ---- dead letters -------------------------------------------------------- */
+
+/* A bad message goes to the dead-letter topic, when one is set. */
+static void dead_letter(struct snap_state *ss, const struct rs_kafka_msg *msg,
+                        enum rs_event_reason reason)
+{
+    rs_err_t err;
+
+    if (!ss->conf->dead_letter_topic[0]) return;
+    err = rs_kafka_dead_letter(ss->kc, msg, rs_event_reason_str(reason));
+    if (err) {
+        /* Its offset is in the pipeline already: a snapshot now would skip
+         * it without a dead letter. Stop without one, as for a lost offset. */
+        rs_error("dead letter for %s[%d]@%lld: %s: stopping", msg->topic, msg->partition,
+                 (long long)msg->offset, rs_err_str(err));
+        offsets_lost = 1;
+        stop_requested = 1;
+    }
+}
+
+/*
+ * 1 when every dead letter is acknowledged, so a snapshot may take the
+ * current offsets. Otherwise waits for them briefly (nothing is consumed
+ * meanwhile, so none are added), at most once a second while the broker does
+ * not acknowledge them; the snapshot waits until they are.
+ */
+static int dead_letters_settled(struct snap_state *ss)
+{
+    uint64_t left, now = rs_mono_ns();
+
+    if (rs_kafka_dead_letters_pending(ss->kc) == 0) return 1;
+    if (now < ss->dl_retry_ns) return 0;
+    left = rs_kafka_dead_letters_flush(ss->kc, 500);
+    if (left == 0) return 1;
+    ss->dl_retry_ns = now + 1000000000ull;
+    rs_log_limited(&ss->dl_limit, RS_LOG_WARN,
+                   "snapshot postponed: %llu dead letter(s) not acknowledged yet",
+                   (unsigned long long)left);
+    return 0;
+}
+
+/* ---- back-pressure ------------------------------------------------------- */
+
+/*
+ * Pauses consumption when the lists waiting to be published (the publisher
+ * is behind: Redis slow or down) or the dead letters waiting for the broker
+ * reach their limit, and resumes once both are down to half of it. The
+ * consumer keeps polling while paused, so the group membership stays alive.
+ */
+static void apply_backpressure(struct rs_kafka *kc, const struct rs_pipeline *p,
+                               const struct rs_config *conf)
+{
+    struct rs_kafka_stats st;
+    size_t lists = rs_pipeline_pending(p);
+    size_t max_lists = (size_t)conf->max_pending_lists;
+    uint64_t max_dl = (uint64_t)conf->max_pending_dead_letters;
+
+    rs_kafka_stats(kc, &st);
+    if (!st.paused && ((max_lists > 0 && lists >= max_lists) ||
+                       st.dead_letters_pending >= max_dl)) {
+        rs_info("back-pressure: pausing consumption (%zu lists to publish, %llu dead "
+                "letters unacknowledged)",
+                lists, (unsigned long long)st.dead_letters_pending);
+        rs_kafka_pause(kc);
+    } else if (st.paused && lists <= max_lists / 2 && st.dead_letters_pending <= max_dl / 2) {
+        rs_info("back-pressure: resuming consumption (%zu lists to publish)", lists);
+        rs_kafka_resume(kc);
+    }
+}
 
 static int handle_message(void *opaque, const struct rs_kafka_msg *msg)
 {
     struct snap_state *ss = opaque;
-    rs_pipeline_handle(ss->p, msg->payload, msg->len, msg->ts_ms > 0 ? msg->ts_ms : 0);
+    enum rs_event_reason reason =
+        rs_pipeline_handle(ss->p, msg->payload, msg->len, msg->ts_ms > 0 ? msg->ts_ms : 0);
+    if (reason != RS_REASON_OK) dead_letter(ss, msg, reason);
     if (rs_pipeline_set_offset(ss->p, msg->topic, msg->partition, msg->offset + 1)) {
         /* The event is in the model but not its position: a snapshot now would
          * replay it after a restart. Stop without one; the last good snapshot
@@ -268,7 +350,7 @@ int rs_cmd_run(int argc, char **argv)
     rs_err_t err;
     struct sigaction sa;
     struct rs_metrics *metrics = NULL;
-    struct rs_exposition_extra extra = {rs_now_ms(), NULL, 0};
+    struct rs_exposition_extra extra = {rs_now_ms(), NULL, 0, NULL};
     struct rs_buf text;
     uint64_t last_metrics = 0;
 
@@ -305,6 +387,7 @@ int rs_cmd_run(int argc, char **argv)
     }
     memset(&ss, 0, sizeof(ss));
     ss.conf = conf;
+    ss.dl_limit = (struct rs_log_limit)RS_LOG_LIMIT_INIT(10000, 1);
     rs_pipeline_shape(conf, &ss.shape);
 
     memset(&sa, 0, sizeof(sa));
@@ -371,8 +454,9 @@ int rs_cmd_run(int argc, char **argv)
         int timeout = conf->publish_interval_ms < 100 ? conf->publish_interval_ms : 100;
         rs_kafka_consume(kc, timeout, CONSUME_BATCH, handle_message, &ss);
         if (rs_pipeline_publish_due(p)) rs_pipeline_publish(p);
+        apply_backpressure(kc, p, conf);
         snapshot_reap(&ss, 0);
-        if (snapshot_due(&ss)) snapshot_start(&ss);
+        if (snapshot_due(&ss) && dead_letters_settled(&ss)) snapshot_start(&ss);
         if (reload_requested) {
             reload_requested = 0;
             reload(conf, &copts);
@@ -401,6 +485,14 @@ int rs_cmd_run(int argc, char **argv)
     if (rs_pipeline_dirty(p) > 0)
         rs_warn("%zu lists could not be written; they are kept in the snapshot",
                 rs_pipeline_dirty(p));
+    if (rs_kafka_dead_letters_flush(kc, SHUTDOWN_PUBLISH_NS / 1000000) > 0) {
+        rs_error("final snapshot skipped: %llu dead letter(s) not acknowledged; offsets "
+                 "stay at the last snapshot (the messages after it are consumed, and bad "
+                 "ones dead-lettered, again at the next start)",
+                 (unsigned long long)rs_kafka_dead_letters_pending(kc));
+        log_stats(p);
+        goto out;
+    }
     /* The final snapshot, in the foreground: nothing is consumed any more. */
     if (capture_offsets(&ss) ||
         rs_snapshot_write(conf->snapshot_dir, conf->snapshot_keep, &ss.shape,

@@ -138,6 +138,11 @@ static const struct opt opts[] = {
         "topic that receives bad events with the reason; empty: none"),
     INT("kafka", "embedded.partitions", embedded_partitions, "4", 1, 64,
         "partitions per topic on the embedded broker"),
+    INT("kafka", "max_pending_lists", max_pending_lists, "200000", 0, 100000000,
+        "pause consuming while this many lists wait to be published; resume at half; 0: "
+        "never"),
+    INT("kafka", "max_pending_dead_letters", max_pending_dead_letters, "10000", 1, 1000000,
+        "pause consuming while this many dead letters wait for the broker; resume at half"),
 
     STR("redis", "host", redis_host, "127.0.0.1", 1, "Redis server host"),
     INT("redis", "port", redis_port, "6379", 1, 65535, "Redis server TCP port"),

@@ -32,6 +32,36 @@ static double model_bytes(const struct rs_model *m)
     return ((double)rs_model_users(m) + (double)rs_model_items(m)) * (k + 1) * sizeof(float);
 }
 
+/* The consumer's side jobs: dead letters, offset commits, back-pressure. */
+static rs_err_t render_kafka(struct rs_buf *b, const struct rs_kafka_stats *k)
+{
+    rs_err_t err = rs_metrics_family(b, "recstream_dead_letters_total", "counter",
+                                     "Bad messages copied to the dead-letter topic: "
+                                     "acknowledged (produced) and failed delivery "
+                                     "attempts (each re-sent).");
+    if (!err)
+        err = rs_metrics_sample(b, "recstream_dead_letters_total", "result=\"produced\"",
+                                (double)k->dead_letters_produced);
+    if (!err)
+        err = rs_metrics_sample(b, "recstream_dead_letters_total", "result=\"failed\"",
+                                (double)k->dead_letters_failed);
+    if (!err)
+        err = gauge(b, "recstream_dead_letters_pending",
+                    "Dead letters not acknowledged by the broker yet (snapshots wait).",
+                    (double)k->dead_letters_pending);
+    if (!err)
+        err = counter(b, "recstream_offset_commit_failures_total",
+                      "Kafka offset commits that failed (each retried).",
+                      (double)k->commits_failed);
+    if (!err)
+        err = counter(b, "recstream_consumer_pauses_total",
+                      "Times consumption was paused for back-pressure.", (double)k->pauses);
+    if (!err)
+        err = gauge(b, "recstream_consumer_paused",
+                    "1 while consumption is paused for back-pressure.", (double)k->paused);
+    return err;
+}
+
 rs_err_t rs_exposition_render(struct rs_buf *b, const struct rs_pipeline *p,
                               const struct rs_exposition_extra *extra)
 {
@@ -150,6 +180,7 @@ rs_err_t rs_exposition_render(struct rs_buf *b, const struct rs_pipeline *p,
                                     (double)extra->lags[l].lag);
         }
     }
+    if (!err && extra->kafka) err = render_kafka(b, extra->kafka);
     if (!err)
         err = gauge(b, "recstream_snapshot_duration_seconds",
                     "Time the last good background snapshot took, fork to durable file.",

@@ -6,6 +6,14 @@
  * stored only after the model has the message), handles eager and cooperative
  * rebalances, and produces keyed messages for `recstream produce`.
  *
+ * A consumer with a dead-letter topic also owns a second client, a producer,
+ * that copies each bad message there (key and value unchanged, the reason and
+ * the source topic/partition/offset in headers) and keeps each copy until the
+ * broker has acknowledged it, re-sending after a failed delivery; the owner
+ * asks how many are still unacknowledged before it makes offsets durable.
+ * The consumer can also be paused and resumed as a whole (back-pressure), and
+ * it retries a failed offset commit until a newer one replaces it.
+ *
  * With `brokers = embedded` the handle also owns a librdkafka mock cluster
  * (rdkafka_mock.h): a small Kafka-protocol broker on loopback inside this
  * process, with the configured topics created up front. Other processes may
@@ -21,6 +29,20 @@
 
 #include "recstream/log.h"
 
+#define DEAD_LETTER_RETRY_NS 1000000000ull /* wait before re-sending a failed copy */
+#define COMMIT_RETRY_NS 1000000000ull      /* wait before retrying a failed commit */
+
+/* One bad message on its way to the dead-letter topic: owned copies, freed
+ * once the broker has acknowledged it. */
+struct dead_letter {
+    struct dead_letter *next; /* in the retry list */
+    uint64_t retry_at_ns;
+    void *key, *value;
+    size_t key_len, value_len;
+    char reason[32], partition[16], offset[24];
+    char topic[]; /* the source topic */
+};
+
 struct rs_kafka {
     rd_kafka_t *rk;            /* consumer or producer */
     rd_kafka_t *mock_rk;       /* owner of the embedded cluster, or NULL */
@@ -32,6 +54,18 @@ struct rs_kafka {
     void *offset_opaque;
     uint64_t delivery_errors;
     struct rs_log_limit err_limit;
+    /* dead letters (consumer with dead_letter_topic only) */
+    rd_kafka_t *dlq_rk;            /* producer for the dead-letter topic, or NULL */
+    rd_kafka_topic_t *dlq_rkt;
+    struct dead_letter *retry;     /* failed deliveries waiting to be re-sent */
+    uint64_t dl_produced, dl_failed, dl_pending;
+    /* back-pressure */
+    int paused;
+    uint64_t pauses;
+    /* the offsets last asked to commit, retried when the commit failed */
+    rd_kafka_topic_partition_list_t *want;
+    uint64_t commit_retry_at_ns;   /* 0: nothing to retry */
+    uint64_t commits_failed;
 };
 
 static int set_prop(rd_kafka_conf_t *kconf, const char *origin, const char *key,
@@ -191,6 +225,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             error = rd_kafka_incremental_assign(rk, parts);
         else
             ret = rd_kafka_assign(rk, parts);
+        /* Back-pressure holds for partitions that arrive while it is on. */
+        if (kc->paused && !error && !ret) rd_kafka_pause_partitions(rk, parts);
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         log_partitions("revoked", parts);
         if (!kc->offset_fn && !rd_kafka_assignment_lost(rk)) rd_kafka_commit(rk, NULL, 0);
@@ -208,6 +244,294 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     } else if (ret) {
         rs_error("kafka: assignment failed: %s", rd_kafka_err2str(ret));
     }
+}
+
+/* ---- offset commits ------------------------------------------------------ */
+
+/* Offset commit results, sync and async alike: a failure is counted and the
+ * offsets last asked for are committed again a second later (unless a newer
+ * commit replaced them meanwhile). The model never depends on a commit: the
+ * snapshot holds the offsets; the commit tells the group (lag, other members). */
+static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                      rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+    struct rs_kafka *kc = opaque;
+    (void)rk;
+    if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) return;
+    for (int i = 0; !err && offsets && i < offsets->cnt; i++)
+        err = offsets->elems[i].err;
+    if (!err) return;
+    kc->commits_failed++;
+    if (kc->want) kc->commit_retry_at_ns = rs_mono_ns() + COMMIT_RETRY_NS;
+    rs_log_limited(&kc->err_limit, RS_LOG_WARN, "kafka: offset commit failed: %s (retrying)",
+                   rd_kafka_err2str(err));
+}
+
+/* Keeps only the partitions in the current assignment: a revoked partition's
+ * offsets are its new owner's to commit. Returns the kept count. */
+static int keep_assigned(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *list)
+{
+    rd_kafka_topic_partition_list_t *owned = NULL;
+    int kept = 0;
+
+    if (rd_kafka_assignment(rk, &owned) || !owned) {
+        list->cnt = 0;
+        return 0;
+    }
+    for (int i = 0; i < list->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &list->elems[i];
+        if (!rd_kafka_topic_partition_list_find(owned, tp->topic, tp->partition)) {
+            rs_debug("kafka: not committing %s[%d]@%lld: no longer assigned", tp->topic,
+                     tp->partition, (long long)tp->offset);
+            continue;
+        }
+        if (kept != i) {
+            /* swap, so every element is still destroyed with the list */
+            rd_kafka_topic_partition_t tmp = list->elems[kept];
+            list->elems[kept] = *tp;
+            *tp = tmp;
+        }
+        kept++;
+    }
+    rd_kafka_topic_partition_list_destroy(owned);
+    return kept;
+}
+
+/* Commits kc->want (the assigned part of it). */
+static rd_kafka_resp_err_t commit_wanted(struct rs_kafka *kc, int sync)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_copy(kc->want);
+    int all = list->cnt, kept = keep_assigned(kc->rk, list);
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+    kc->commit_retry_at_ns = 0;
+    if (kept > 0) {
+        int cnt = list->cnt;
+        list->cnt = kept;
+        err = rd_kafka_commit(kc->rk, list, !sync);
+        list->cnt = cnt;
+    }
+    if (kept < all)
+        rs_debug("kafka: %d of %d partition offset(s) skipped: not assigned", all - kept, all);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    return err;
+}
+
+/* ---- dead letters -------------------------------------------------------- */
+
+static void dead_letter_free(struct dead_letter *dl)
+{
+    if (!dl) return;
+    free(dl->key);
+    free(dl->value);
+    free(dl);
+}
+
+/* Queues dl for the dead-letter topic; on a local error it goes to the retry
+ * list. dl stays owned by kc either way. */
+static void dead_letter_send(struct rs_kafka *kc, struct dead_letter *dl)
+{
+    rd_kafka_resp_err_t err;
+
+    for (;;) {
+        err = rd_kafka_producev(
+            kc->dlq_rk, RD_KAFKA_V_RKT(kc->dlq_rkt), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+            RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_KEY(dl->key, dl->key_len),
+            RD_KAFKA_V_VALUE(dl->value, dl->value_len),
+            RD_KAFKA_V_HEADER(RS_KAFKA_HDR_REASON, dl->reason, -1),
+            RD_KAFKA_V_HEADER(RS_KAFKA_HDR_TOPIC, dl->topic, -1),
+            RD_KAFKA_V_HEADER(RS_KAFKA_HDR_PARTITION, dl->partition, -1),
+            RD_KAFKA_V_HEADER(RS_KAFKA_HDR_OFFSET, dl->offset, -1), RD_KAFKA_V_OPAQUE(dl),
+            RD_KAFKA_V_END);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
+        rd_kafka_poll(kc->dlq_rk, 100); /* local queue full: let deliveries drain */
+    }
+    if (err) {
+        kc->dl_failed++;
+        rs_log_limited(&kc->err_limit, RS_LOG_ERROR, "kafka: dead letter %s[%s]@%s: %s",
+                       dl->topic, dl->partition, dl->offset, rd_kafka_err2str(err));
+        dl->retry_at_ns = rs_mono_ns() + DEAD_LETTER_RETRY_NS;
+        dl->next = kc->retry;
+        kc->retry = dl;
+    }
+}
+
+/* Delivery reports of the dead-letter producer (served by rd_kafka_poll). */
+static void dead_letter_dr(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+{
+    struct rs_kafka *kc = opaque;
+    struct dead_letter *dl = rkm->_private;
+    (void)rk;
+    if (!rkm->err) {
+        kc->dl_produced++;
+        kc->dl_pending--;
+        dead_letter_free(dl);
+        return;
+    }
+    kc->dl_failed++;
+    rs_log_limited(&kc->err_limit, RS_LOG_ERROR,
+                   "kafka: dead letter %s[%s]@%s not delivered: %s (re-sending)", dl->topic,
+                   dl->partition, dl->offset, rd_kafka_err2str(rkm->err));
+    dl->retry_at_ns = rs_mono_ns() + DEAD_LETTER_RETRY_NS;
+    dl->next = kc->retry;
+    kc->retry = dl;
+}
+
+/* Serves delivery reports, re-sends failed copies whose wait is over and
+ * retries a failed offset commit. */
+static void serve_side_jobs(struct rs_kafka *kc, int timeout_ms)
+{
+    uint64_t now = rs_mono_ns();
+    if (kc->commit_retry_at_ns && now >= kc->commit_retry_at_ns && kc->want) {
+        rd_kafka_resp_err_t err = commit_wanted(kc, 0);
+        if (err) {
+            kc->commits_failed++;
+            kc->commit_retry_at_ns = now + COMMIT_RETRY_NS;
+        }
+    }
+    if (!kc->dlq_rk) return;
+    rd_kafka_poll(kc->dlq_rk, timeout_ms);
+    if (kc->retry) {
+        struct dead_letter *due = NULL, **pp = &kc->retry;
+        while (*pp) { /* unlink those due first: a failed send re-links them */
+            struct dead_letter *dl = *pp;
+            if (dl->retry_at_ns <= now) {
+                *pp = dl->next;
+                dl->next = due;
+                due = dl;
+            } else {
+                pp = &dl->next;
+            }
+        }
+        while (due) {
+            struct dead_letter *dl = due;
+            due = dl->next;
+            dl->next = NULL;
+            dead_letter_send(kc, dl);
+        }
+    }
+}
+
+/* The dead-letter producer: same brokers and pass-through properties (SASL,
+ * TLS) as the consumer, a short linger so acknowledgements come quickly. */
+static int dead_letter_create(struct rs_kafka *kc, const struct rs_config *conf, char *errstr,
+                              size_t errstr_size)
+{
+    rd_kafka_conf_t *kconf = rd_kafka_conf_new();
+    const char *brokers = kc->bootstraps ? kc->bootstraps : conf->brokers;
+
+    if (set_prop(kconf, "[kafka] brokers", "bootstrap.servers", brokers, errstr,
+                 errstr_size) ||
+        set_prop(kconf, "default", "client.id", "recstream-dead-letters", errstr,
+                 errstr_size) ||
+        set_prop(kconf, "default", "linger.ms", "5", errstr, errstr_size) ||
+        apply_passthrough(kconf, conf, errstr, errstr_size))
+        goto err;
+    rd_kafka_conf_set_opaque(kconf, kc);
+    rd_kafka_conf_set_log_cb(kconf, log_cb);
+    rd_kafka_conf_set_error_cb(kconf, error_cb);
+    rd_kafka_conf_set_dr_msg_cb(kconf, dead_letter_dr);
+    kc->dlq_rk = rd_kafka_new(RD_KAFKA_PRODUCER, kconf, errstr, errstr_size);
+    if (!kc->dlq_rk) goto err;
+    kconf = NULL; /* owned by dlq_rk */
+    kc->dlq_rkt = rd_kafka_topic_new(kc->dlq_rk, conf->dead_letter_topic, NULL);
+    if (!kc->dlq_rkt) {
+        snprintf(errstr, errstr_size, "dead-letter topic %s: %s", conf->dead_letter_topic,
+                 rd_kafka_err2str(rd_kafka_last_error()));
+        return -1;
+    }
+    rs_info("kafka: bad messages go to dead-letter topic %s", conf->dead_letter_topic);
+    return 0;
+
+err:
+    if (kconf) rd_kafka_conf_destroy(kconf);
+    return -1;
+}
+
+rs_err_t rs_kafka_dead_letter(struct rs_kafka *kc, const struct rs_kafka_msg *msg,
+                              const char *reason)
+{
+    size_t tlen = strlen(msg->topic);
+    struct dead_letter *dl;
+
+    if (!kc->dlq_rk) return RS_EINVAL;
+    dl = calloc(1, sizeof(*dl) + tlen + 1);
+    if (!dl) return RS_ENOMEM;
+    memcpy(dl->topic, msg->topic, tlen + 1);
+    snprintf(dl->reason, sizeof(dl->reason), "%s", reason);
+    snprintf(dl->partition, sizeof(dl->partition), "%d", (int)msg->partition);
+    snprintf(dl->offset, sizeof(dl->offset), "%lld", (long long)msg->offset);
+    if ((msg->key_len && !(dl->key = malloc(msg->key_len))) ||
+        (msg->len && !(dl->value = malloc(msg->len)))) {
+        dead_letter_free(dl);
+        return RS_ENOMEM;
+    }
+    if (msg->key_len) memcpy(dl->key, msg->key, msg->key_len);
+    if (msg->len) memcpy(dl->value, msg->payload, msg->len);
+    dl->key_len = msg->key ? msg->key_len : 0;
+    dl->value_len = msg->len;
+    kc->dl_pending++;
+    dead_letter_send(kc, dl);
+    return RS_OK;
+}
+
+uint64_t rs_kafka_dead_letters_flush(struct rs_kafka *kc, int timeout_ms)
+{
+    uint64_t deadline = rs_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+
+    while (kc->dl_pending > 0) {
+        uint64_t now = rs_mono_ns();
+        if (now >= deadline) break;
+        serve_side_jobs(kc, 10);
+    }
+    return kc->dl_pending;
+}
+
+uint64_t rs_kafka_dead_letters_pending(const struct rs_kafka *kc)
+{
+    return kc->dl_pending;
+}
+
+/* ---- back-pressure ------------------------------------------------------- */
+
+static void pause_resume(struct rs_kafka *kc, int pause)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    rd_kafka_resp_err_t err;
+
+    if (rd_kafka_assignment(kc->rk, &parts) || !parts) return;
+    err = pause ? rd_kafka_pause_partitions(kc->rk, parts)
+                : rd_kafka_resume_partitions(kc->rk, parts);
+    if (err)
+        rs_warn("kafka: %s partitions: %s", pause ? "pausing" : "resuming",
+                rd_kafka_err2str(err));
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+void rs_kafka_pause(struct rs_kafka *kc)
+{
+    if (kc->paused) return;
+    kc->paused = 1;
+    kc->pauses++;
+    pause_resume(kc, 1);
+}
+
+void rs_kafka_resume(struct rs_kafka *kc)
+{
+    if (!kc->paused) return;
+    kc->paused = 0;
+    pause_resume(kc, 0);
+}
+
+void rs_kafka_stats(const struct rs_kafka *kc, struct rs_kafka_stats *st)
+{
+    st->dead_letters_produced = kc->dl_produced;
+    st->dead_letters_failed = kc->dl_failed;
+    st->dead_letters_pending = kc->dl_pending;
+    st->commits_failed = kc->commits_failed;
+    st->pauses = kc->pauses;
+    st->paused = kc->paused;
 }
 
 struct rs_kafka *rs_kafka_consumer_create(const struct rs_config *conf, char *errstr,
@@ -252,11 +576,15 @@ struct rs_kafka *rs_kafka_consumer_create(const struct rs_config *conf, char *er
     rd_kafka_conf_set_log_cb(kconf, log_cb);
     rd_kafka_conf_set_error_cb(kconf, error_cb);
     rd_kafka_conf_set_rebalance_cb(kconf, rebalance_cb);
+    rd_kafka_conf_set_offset_commit_cb(kconf, commit_cb);
 
     kc->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kconf, errstr, errstr_size);
     if (!kc->rk) goto err;
     kconf = NULL; /* owned by rk */
     rd_kafka_poll_set_consumer(kc->rk);
+    if (conf->dead_letter_topic && *conf->dead_letter_topic &&
+        dead_letter_create(kc, conf, errstr, errstr_size))
+        goto err;
 
     topics = rd_kafka_topic_partition_list_new((int)conf->topic_cnt);
     for (size_t t = 0; t < conf->topic_cnt; t++)
@@ -343,6 +671,23 @@ void rs_kafka_destroy(struct rs_kafka *kc)
         if (kc->rkt) rd_kafka_topic_destroy(kc->rkt);
         rd_kafka_destroy(kc->rk);
     }
+    if (kc->dlq_rk) {
+        /* Copies not acknowledged by now are in no snapshot's offsets: their
+         * messages are consumed, and dead-lettered, again after a restart. */
+        if (rs_kafka_dead_letters_flush(kc, 5000) > 0)
+            rs_warn("kafka: %llu dead letter(s) not acknowledged at close",
+                    (unsigned long long)kc->dl_pending);
+        if (kc->dlq_rkt) rd_kafka_topic_destroy(kc->dlq_rkt);
+        rd_kafka_purge(kc->dlq_rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_poll(kc->dlq_rk, 0); /* purged messages' reports free their copies */
+        rd_kafka_destroy(kc->dlq_rk);
+    }
+    while (kc->retry) {
+        struct dead_letter *dl = kc->retry;
+        kc->retry = dl->next;
+        dead_letter_free(dl);
+    }
+    if (kc->want) rd_kafka_topic_partition_list_destroy(kc->want);
     if (kc->mcluster) rd_kafka_mock_cluster_destroy(kc->mcluster);
     if (kc->mock_rk) rd_kafka_destroy(kc->mock_rk);
     free(kc->bootstraps);
@@ -354,6 +699,7 @@ int rs_kafka_consume(struct rs_kafka *kc, int timeout_ms, size_t max,
 {
     int handled = 0;
 
+    serve_side_jobs(kc, 0);
     for (size_t n = 0; n < max; n++) {
         rd_kafka_message_t *rkm = rd_kafka_consumer_poll(kc->rk, n ? 0 : timeout_ms);
         struct rs_kafka_msg msg;
@@ -406,19 +752,20 @@ rs_err_t rs_kafka_commit(struct rs_kafka *kc, int sync)
 rs_err_t rs_kafka_commit_offsets(struct rs_kafka *kc, const struct rs_kafka_offset *offs,
                                  size_t n, int sync)
 {
-    rd_kafka_topic_partition_list_t *list;
     rd_kafka_resp_err_t err;
 
     if (n == 0) return RS_OK;
-    list = rd_kafka_topic_partition_list_new((int)n);
+    if (kc->want) rd_kafka_topic_partition_list_destroy(kc->want);
+    kc->want = rd_kafka_topic_partition_list_new((int)n);
     for (size_t i = 0; i < n; i++)
-        rd_kafka_topic_partition_list_add(list, offs[i].topic, offs[i].partition)->offset =
+        rd_kafka_topic_partition_list_add(kc->want, offs[i].topic, offs[i].partition)->offset =
             offs[i].offset;
-    err = rd_kafka_commit(kc->rk, list, !sync);
-    rd_kafka_topic_partition_list_destroy(list);
-    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+    err = commit_wanted(kc, sync);
+    if (err) {
+        /* sync or not, commit_cb counts it and schedules the retry */
         rs_log_limited(&kc->err_limit, RS_LOG_WARN, "kafka: commit: %s",
                        rd_kafka_err2str(err));
+        if (!kc->commit_retry_at_ns) kc->commit_retry_at_ns = rs_mono_ns() + COMMIT_RETRY_NS;
         return RS_EKAFKA;
     }
     return RS_OK;

@@ -38,6 +38,8 @@ struct rs_config {
     char *group_id;           /* `group.id` */
     char *dead_letter_topic;  /* empty: none */
     int embedded_partitions;  /* partitions per topic on the embedded broker */
+    int max_pending_lists;    /* back-pressure: pause at this many unpublished lists; 0: off */
+    int max_pending_dead_letters; /* back-pressure: pause at this many unacknowledged ones */
     struct rs_config_prop *kafka_props; /* pass-through properties */
     size_t kafka_prop_cnt;
 

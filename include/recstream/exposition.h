@@ -19,6 +19,7 @@ struct rs_exposition_extra {
     int64_t start_time_ms;           /* process start, wall clock */
     const struct rs_kafka_lag *lags; /* per assigned partition, or NULL */
     size_t lag_cnt;
+    const struct rs_kafka_stats *kafka; /* dead letters, commits, pauses; or NULL */
 };
 
 /* Appends the whole exposition text for p to b. RS_OK or RS_ENOMEM. */

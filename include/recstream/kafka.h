@@ -72,8 +72,12 @@ struct rs_kafka_offset {
 };
 
 /*
- * Commits exactly these offsets (e.g. the ones a durable snapshot holds),
- * synchronously when sync. RS_OK or RS_EKAFKA (logged).
+ * Commits these offsets (e.g. the ones a durable snapshot holds),
+ * synchronously when sync, skipping partitions not in the current assignment
+ * (a revoked partition's offsets are its new owner's to commit). A failed
+ * commit, sync or not, is counted (rs_kafka_stats) and retried about once a
+ * second from rs_kafka_consume until it succeeds or a newer call replaces
+ * it. RS_OK or RS_EKAFKA (logged).
  */
 rs_err_t rs_kafka_commit_offsets(struct rs_kafka *kc, const struct rs_kafka_offset *offs,
                                  size_t n, int sync);
@@ -122,5 +126,53 @@ struct rs_kafka_lag {
  * trip), and returns how many were written.
  */
 size_t rs_kafka_lag(struct rs_kafka *kc, struct rs_kafka_lag *out, size_t max);
+
+/* Header names of a dead letter: why it was refused, and where it came from
+ * (partition and offset as decimal text). */
+#define RS_KAFKA_HDR_REASON "recstream.reason"
+#define RS_KAFKA_HDR_TOPIC "recstream.source.topic"
+#define RS_KAFKA_HDR_PARTITION "recstream.source.partition"
+#define RS_KAFKA_HDR_OFFSET "recstream.source.offset"
+
+/*
+ * Copies msg, key and value unchanged, to [kafka] dead_letter_topic with the
+ * reason and the source topic/partition/offset in headers. The copy is kept
+ * until the broker acknowledges it and re-sent (about a second later) after
+ * every failed delivery, so it is pending until acknowledged. RS_OK when
+ * queued, RS_EINVAL when no dead-letter topic is configured, RS_ENOMEM.
+ */
+rs_err_t rs_kafka_dead_letter(struct rs_kafka *kc, const struct rs_kafka_msg *msg,
+                              const char *reason);
+
+/* Dead letters not yet acknowledged by the broker. */
+uint64_t rs_kafka_dead_letters_pending(const struct rs_kafka *kc);
+
+/*
+ * Waits up to timeout_ms for every dead letter to be acknowledged (serving
+ * delivery reports and re-sends, nothing is consumed meanwhile); returns the
+ * number still pending.
+ */
+uint64_t rs_kafka_dead_letters_flush(struct rs_kafka *kc, int timeout_ms);
+
+/*
+ * Back-pressure: pause stops fetching from every assigned partition (and from
+ * partitions assigned while paused); keep calling rs_kafka_consume, which then
+ * returns no new messages but keeps the group membership alive. resume
+ * undoes it. Both are no-ops when already in that state.
+ */
+void rs_kafka_pause(struct rs_kafka *kc);
+void rs_kafka_resume(struct rs_kafka *kc);
+
+/* What the consumer's side jobs did, for /metrics. */
+struct rs_kafka_stats {
+    uint64_t dead_letters_produced; /* acknowledged by the broker */
+    uint64_t dead_letters_failed;   /* failed delivery attempts (each one re-sent) */
+    uint64_t dead_letters_pending;  /* not acknowledged yet */
+    uint64_t commits_failed;        /* offset commits that failed (each retried) */
+    uint64_t pauses;                /* times consumption was paused */
+    int paused;                     /* 1 while paused */
+};
+
+void rs_kafka_stats(const struct rs_kafka *kc, struct rs_kafka_stats *st);
 
 #endif
