@@ -15,6 +15,7 @@
  * paused until they drain (back-pressure).
  */
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -102,6 +103,7 @@ struct snap_state {
     uint64_t fork_ns;                /* the stall of the one in flight */
     uint64_t written, failed;
     uint64_t dl_retry_ns;            /* next try to settle dead letters before a snapshot */
+    int closing;                     /* the final snapshot is done (or skipped) */
     struct rs_log_limit dl_limit;
 };
 
@@ -280,6 +282,75 @@ static void snapshot_reap(struct snap_state *ss, int wait)
     }
 }
 
+/* A snapshot in the foreground (nothing is consumed meanwhile); on success its
+ * offsets are in ss->pending, ready to commit. */
+static rs_err_t snapshot_foreground(struct snap_state *ss, char *path, size_t path_size,
+                                    char *errstr, size_t errstr_size)
+{
+    rs_err_t err = capture_offsets(ss);
+    if (err) {
+        snprintf(errstr, errstr_size, "out of memory");
+    } else {
+        err = rs_snapshot_write(ss->conf->snapshot_dir, ss->conf->snapshot_keep, &ss->shape,
+                                rs_pipeline_snapshot_fill, ss->p, path, path_size, errstr,
+                                errstr_size);
+    }
+    rs_pipeline_note_snapshot(ss->p, err == RS_OK, rs_now_ms(), 0);
+    if (err) return err;
+    ss->written++;
+    ss->handled = 0;
+    ss->last_ns = rs_mono_ns();
+    return RS_OK;
+}
+
+/* ---- rebalances ---------------------------------------------------------- */
+
+/*
+ * rs_kafka_revoke_fn: partitions are about to go to another member. The
+ * state so far is made durable and its offsets committed while this process
+ * still owns them, so their next owner starts exactly where this model ends.
+ * If that fails, the next owner starts at the last commit and the events
+ * since are in both models (logged).
+ */
+static void on_revoke(void *opaque)
+{
+    struct snap_state *ss = opaque;
+    char path[4096], errstr[512];
+
+    if (ss->closing || offsets_lost) return;
+    snapshot_reap(ss, 1); /* a snapshot in flight commits its offsets first */
+    if (ss->handled > 0) {
+        if (rs_kafka_dead_letters_flush(ss->kc, 10000) > 0) {
+            rs_error("rebalance: dead letters not acknowledged; no snapshot, the next "
+                     "owner starts at the last commit");
+            return;
+        }
+        if (snapshot_foreground(ss, path, sizeof(path), errstr, sizeof(errstr))) {
+            ss->failed++;
+            rs_error("rebalance: snapshot failed: %s; the next owner starts at the last "
+                     "commit",
+                     errstr);
+            return;
+        }
+        rs_info("rebalance: snapshot %s written", path);
+    }
+    if (ss->pending_cnt == 0) return;
+    rs_kafka_commit_offsets(ss->kc, ss->pending, ss->pending_cnt, 1);
+    rs_info("rebalance: the last snapshot's offsets committed before partitions are revoked");
+}
+
+/* Names this state's owner in commit metadata: host and snapshot directory. */
+static void set_owner(struct rs_kafka *kc, const char *dir)
+{
+    char host[256], real[PATH_MAX], owner[1024];
+
+    if (gethostname(host, sizeof(host)) != 0) snprintf(host, sizeof(host), "unknown");
+    host[sizeof(host) - 1] = '\0';
+    if (!realpath(dir, real)) snprintf(real, sizeof(real), "%s", dir);
+    snprintf(owner, sizeof(owner), "recstream %.200s:%.760s", host, real);
+    if (rs_kafka_set_owner(kc, owner)) rs_warn("kafka: out of memory naming the owner");
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -443,6 +514,8 @@ int rs_cmd_run(int argc, char **argv)
     }
     ss.kc = kc;
     rs_kafka_set_offset_fn(kc, snapshot_offset, p);
+    rs_kafka_set_revoke_fn(kc, on_revoke, &ss);
+    set_owner(kc, conf->snapshot_dir);
     if (brokers_file && rs_kafka_embedded_bootstraps(kc) &&
         write_brokers_file(brokers_file, rs_kafka_embedded_bootstraps(kc)))
         goto out;
@@ -494,16 +567,11 @@ int rs_cmd_run(int argc, char **argv)
         goto out;
     }
     /* The final snapshot, in the foreground: nothing is consumed any more. */
-    if (capture_offsets(&ss) ||
-        rs_snapshot_write(conf->snapshot_dir, conf->snapshot_keep, &ss.shape,
-                          rs_pipeline_snapshot_fill, p, path, sizeof(path), errstr,
-                          sizeof(errstr))) {
+    if (snapshot_foreground(&ss, path, sizeof(path), errstr, sizeof(errstr))) {
         rs_error("final snapshot failed: %s; offsets stay at the last snapshot", errstr);
-        rs_pipeline_note_snapshot(p, 0, rs_now_ms(), 0);
         log_stats(p);
         goto out;
     }
-    rs_pipeline_note_snapshot(p, 1, rs_now_ms(), 0);
     rs_kafka_commit_offsets(kc, ss.pending, ss.pending_cnt, 1);
     rs_info("final snapshot %s written, %zu partition offset(s) committed", path,
             ss.pending_cnt);
@@ -512,6 +580,7 @@ int rs_cmd_run(int argc, char **argv)
     rc = RS_EXIT_OK;
 
 out:
+    ss.closing = 1; /* leaving the group revokes the partitions: nothing more to save */
     if (ss.child) snapshot_reap(&ss, 1);
     free(ss.pending);
     rs_kafka_destroy(kc);

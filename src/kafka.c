@@ -52,6 +52,9 @@ struct rs_kafka {
     int is_consumer;
     rs_kafka_offset_fn offset_fn; /* start positions for assigned partitions */
     void *offset_opaque;
+    rs_kafka_revoke_fn revoke_fn; /* makes state durable before partitions go */
+    void *revoke_opaque;
+    char *owner;                  /* commit metadata naming this state's owner */
     uint64_t delivery_errors;
     struct rs_log_limit err_limit;
     /* dead letters (consumer with dead_letter_topic only) */
@@ -193,12 +196,70 @@ static void log_partitions(const char *what, const rd_kafka_topic_partition_list
 }
 
 /*
+ * Where each newly assigned partition starts, when an offset function is set:
+ * at the offset the model holds for it (its snapshot), unless the group's
+ * committed offset is further and was committed by another owner (commit
+ * metadata): then another instance applied the events in between while it
+ * held the partition, and they are in its model, not to be applied here.
+ * A committed offset of this owner's is never preferred: an older snapshot
+ * restored after a corrupt newer one must replay what the newer one held.
+ * Partitions the model does not know start from the committed offset.
+ */
+static void start_positions(struct rs_kafka *kc, rd_kafka_t *rk,
+                            rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *committed = NULL;
+    int known = 0;
+
+    for (int i = 0; i < parts->cnt; i++) {
+        int64_t offset;
+        rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        if (kc->offset_fn(kc->offset_opaque, tp->topic, tp->partition, &offset)) {
+            tp->offset = offset;
+            known++;
+        }
+    }
+    if (known) {
+        rd_kafka_resp_err_t err;
+        committed = rd_kafka_topic_partition_list_copy(parts);
+        for (int i = 0; i < committed->cnt; i++) committed->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+        err = rd_kafka_committed(rk, committed, 10000);
+        if (err) {
+            rs_warn("kafka: reading committed offsets: %s; starting from the snapshot's",
+                    rd_kafka_err2str(err));
+            rd_kafka_topic_partition_list_destroy(committed);
+            committed = NULL;
+        }
+    }
+    for (int i = 0; i < parts->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        const rd_kafka_topic_partition_t *c;
+        if (tp->offset < 0) continue; /* unknown here: the committed offset */
+        c = committed ? rd_kafka_topic_partition_list_find(committed, tp->topic, tp->partition)
+                      : NULL;
+        if (c && !c->err && c->offset > tp->offset &&
+            !(kc->owner && c->metadata_size == strlen(kc->owner) &&
+              memcmp(c->metadata, kc->owner, c->metadata_size) == 0)) {
+            rs_warn("kafka: %s[%d]: another instance went on to offset %lld after this "
+                    "model's %lld; starting there (the events between are in its model)",
+                    tp->topic, tp->partition, (long long)c->offset, (long long)tp->offset);
+            tp->offset = c->offset;
+        } else {
+            rs_info("kafka: %s[%d] starts at offset %lld (snapshot)", tp->topic, tp->partition,
+                    (long long)tp->offset);
+        }
+    }
+    if (committed) rd_kafka_topic_partition_list_destroy(committed);
+}
+
+/*
  * Rebalances for both protocols: eager assigns/revokes the whole set,
- * cooperative adds/removes increments. Before partitions are taken away the
- * offsets stored for them are committed, so the next owner starts after the
- * events this process has applied - unless an offset function is set: then
- * positions come from it on assignment (each partition is sought to the
- * offset it returns) and only its owner commits.
+ * cooperative adds/removes increments. Without an offset function, the
+ * offsets stored for partitions about to be taken away are committed, so the
+ * next owner starts after the events this process has applied. With one,
+ * positions come from start_positions() on assignment, and before partitions
+ * are revoked (not when they are lost: then another member may own them
+ * already) the revoke function makes the state durable and commits it.
  */
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
@@ -212,15 +273,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         log_partitions("assigned", parts);
-        for (int i = 0; kc->offset_fn && i < parts->cnt; i++) {
-            int64_t offset;
-            rd_kafka_topic_partition_t *tp = &parts->elems[i];
-            if (kc->offset_fn(kc->offset_opaque, tp->topic, tp->partition, &offset)) {
-                tp->offset = offset;
-                rs_info("kafka: %s[%d] starts at offset %lld (snapshot)", tp->topic,
-                        tp->partition, (long long)offset);
-            }
-        }
+        if (kc->offset_fn) start_positions(kc, rk, parts);
         if (cooperative)
             error = rd_kafka_incremental_assign(rk, parts);
         else
@@ -228,8 +281,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         /* Back-pressure holds for partitions that arrive while it is on. */
         if (kc->paused && !error && !ret) rd_kafka_pause_partitions(rk, parts);
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-        log_partitions("revoked", parts);
-        if (!kc->offset_fn && !rd_kafka_assignment_lost(rk)) rd_kafka_commit(rk, NULL, 0);
+        int lost = rd_kafka_assignment_lost(rk);
+        log_partitions(lost ? "lost" : "revoked", parts);
+        if (!kc->offset_fn && !lost) rd_kafka_commit(rk, NULL, 0);
+        if (kc->revoke_fn && !lost) kc->revoke_fn(kc->revoke_opaque);
         if (cooperative)
             error = rd_kafka_incremental_unassign(rk, parts);
         else
@@ -691,6 +746,7 @@ void rs_kafka_destroy(struct rs_kafka *kc)
     if (kc->mcluster) rd_kafka_mock_cluster_destroy(kc->mcluster);
     if (kc->mock_rk) rd_kafka_destroy(kc->mock_rk);
     free(kc->bootstraps);
+    free(kc->owner);
     free(kc);
 }
 
@@ -757,9 +813,13 @@ rs_err_t rs_kafka_commit_offsets(struct rs_kafka *kc, const struct rs_kafka_offs
     if (n == 0) return RS_OK;
     if (kc->want) rd_kafka_topic_partition_list_destroy(kc->want);
     kc->want = rd_kafka_topic_partition_list_new((int)n);
-    for (size_t i = 0; i < n; i++)
-        rd_kafka_topic_partition_list_add(kc->want, offs[i].topic, offs[i].partition)->offset =
-            offs[i].offset;
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_topic_partition_t *tp =
+            rd_kafka_topic_partition_list_add(kc->want, offs[i].topic, offs[i].partition);
+        tp->offset = offs[i].offset;
+        if (kc->owner && (tp->metadata = strdup(kc->owner)))
+            tp->metadata_size = strlen(kc->owner);
+    }
     err = commit_wanted(kc, sync);
     if (err) {
         /* sync or not, commit_cb counts it and schedules the retry */
@@ -775,6 +835,21 @@ void rs_kafka_set_offset_fn(struct rs_kafka *kc, rs_kafka_offset_fn fn, void *op
 {
     kc->offset_fn = fn;
     kc->offset_opaque = opaque;
+}
+
+void rs_kafka_set_revoke_fn(struct rs_kafka *kc, rs_kafka_revoke_fn fn, void *opaque)
+{
+    kc->revoke_fn = fn;
+    kc->revoke_opaque = opaque;
+}
+
+rs_err_t rs_kafka_set_owner(struct rs_kafka *kc, const char *owner)
+{
+    char *copy = strdup(owner);
+    if (!copy) return RS_ENOMEM;
+    free(kc->owner);
+    kc->owner = copy;
+    return RS_OK;
 }
 
 rs_err_t rs_kafka_produce(struct rs_kafka *kc, const void *key, size_t key_len,

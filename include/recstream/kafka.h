@@ -83,8 +83,11 @@ rs_err_t rs_kafka_commit_offsets(struct rs_kafka *kc, const struct rs_kafka_offs
                                  size_t n, int sync);
 
 /*
- * Where to start a newly assigned partition: return 1 with *offset set, or 0
- * to start from the group's committed offset (earliest when there is none).
+ * Where the model stands in a newly assigned partition: return 1 with
+ * *offset set, or 0 to start from the group's committed offset (earliest
+ * when there is none). The consumer starts at *offset, or at the committed
+ * offset when that is further and was committed by another owner (see
+ * rs_kafka_set_owner): another instance applied the events in between.
  */
 typedef int (*rs_kafka_offset_fn)(void *opaque, const char *topic, int32_t partition,
                                   int64_t *offset);
@@ -95,6 +98,24 @@ typedef int (*rs_kafka_offset_fn)(void *opaque, const char *topic, int32_t parti
  * has made durable with rs_kafka_commit_offsets. Call before the first consume.
  */
 void rs_kafka_set_offset_fn(struct rs_kafka *kc, rs_kafka_offset_fn fn, void *opaque);
+
+/*
+ * Called when partitions are about to be revoked in a rebalance (not when
+ * the assignment was lost), while this consumer still owns them: the owner
+ * makes its state durable and commits it with rs_kafka_commit_offsets, so the
+ * next owner starts where this model ends.
+ */
+typedef void (*rs_kafka_revoke_fn)(void *opaque);
+
+void rs_kafka_set_revoke_fn(struct rs_kafka *kc, rs_kafka_revoke_fn fn, void *opaque);
+
+/*
+ * Names the owner of the state these commits describe (e.g. host and
+ * snapshot directory); it goes into every commit's metadata, and a committed
+ * offset of another owner's is taken as that owner's progress (see
+ * rs_kafka_offset_fn). The string is copied. RS_OK or RS_ENOMEM.
+ */
+rs_err_t rs_kafka_set_owner(struct rs_kafka *kc, const char *owner);
 
 /*
  * Produces payload keyed by key to the main topic. Blocks while the local

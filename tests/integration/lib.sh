@@ -54,7 +54,8 @@ metric_is() { [ "$(metric "$1" "$2")" = "$3" ]; }
 # run_sets INSTANCE TOPIC METRICS_PORT: the --set flags of one `recstream run`.
 run_sets() {
   SETS=(--set "kafka.brokers=$RS_KAFKA_BROKERS" --set "kafka.topics=$2"
-        --set "kafka.group.id=$RUN_ID" --set "redis.port=$RS_REDIS_PORT"
+        --set "kafka.group.id=$RUN_ID" --set "kafka.client.id=$1"
+        --set "redis.port=$RS_REDIS_PORT"
         --set "redis.prefix=$RUN_ID-$1:" --set "snapshot.dir=$DIR/$1"
         --set "snapshot.every_events=2000" --set "snapshot.interval_s=1"
         --set "metrics.listen=127.0.0.1:$3" --set "log.level=info")
