@@ -468,6 +468,16 @@ static void serve_side_jobs(struct rs_kafka *kc, int timeout_ms)
     }
 }
 
+/* The dead-letter producer gets the consumer's pass-through properties: the
+ * consumer-only ones are expected there, not worth a warning. */
+static void dead_letter_log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                               const char *buf)
+{
+    if (strcmp(fac, "CONFWARN") == 0 && strstr(buf, "consumer property"))
+        level = 7;
+    log_cb(rk, level, fac, buf);
+}
+
 /* The dead-letter producer: same brokers and pass-through properties (SASL,
  * TLS) as the consumer, a short linger so acknowledgements come quickly. */
 static int dead_letter_create(struct rs_kafka *kc, const struct rs_config *conf, char *errstr,
@@ -484,7 +494,7 @@ static int dead_letter_create(struct rs_kafka *kc, const struct rs_config *conf,
         apply_passthrough(kconf, conf, errstr, errstr_size))
         goto err;
     rd_kafka_conf_set_opaque(kconf, kc);
-    rd_kafka_conf_set_log_cb(kconf, log_cb);
+    rd_kafka_conf_set_log_cb(kconf, dead_letter_log_cb);
     rd_kafka_conf_set_error_cb(kconf, error_cb);
     rd_kafka_conf_set_dr_msg_cb(kconf, dead_letter_dr);
     kc->dlq_rk = rd_kafka_new(RD_KAFKA_PRODUCER, kconf, errstr, errstr_size);

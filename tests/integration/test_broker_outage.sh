@@ -39,7 +39,10 @@ tail -n +$((FIRST + 1)) "$DIR/all.tsv" >"$DIR/second.tsv"
   || fail "producing the first half"
 
 run_sets a "$TOPIC" "$MPORT"
-"$RECSTREAM" run -c "$CONFIG" "${SETS[@]}" 2>"$DIR/run.log" &
+# A short session: after the restart the broker forgets the old membership in
+# 6 s instead of the default 45 s, which is how long rejoining can take.
+"$RECSTREAM" run -c "$CONFIG" "${SETS[@]}" --set kafka.session.timeout.ms=6000 \
+  2>"$DIR/run.log" &
 PID=$!
 PIDS+=("$PID")
 applied_is() { kill -0 "$PID" 2>/dev/null || fail "recstream stopped"; [ "$(metric "$MPORT" recstream_events_applied_total)" = "$1" ]; }
