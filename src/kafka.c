@@ -322,52 +322,44 @@ static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                    rd_kafka_err2str(err));
 }
 
-/* Keeps only the partitions in the current assignment: a revoked partition's
- * offsets are its new owner's to commit. Returns the kept count. */
-static int keep_assigned(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *list)
+/* The partitions of list in the current assignment, offsets and metadata
+ * included (a revoked partition's offsets are its new owner's to commit);
+ * NULL when none. */
+static rd_kafka_topic_partition_list_t *assigned_only(rd_kafka_t *rk,
+                                                      const rd_kafka_topic_partition_list_t *list)
 {
-    rd_kafka_topic_partition_list_t *owned = NULL;
-    int kept = 0;
+    rd_kafka_topic_partition_list_t *owned = NULL, *keep = NULL;
 
-    if (rd_kafka_assignment(rk, &owned) || !owned) {
-        list->cnt = 0;
-        return 0;
-    }
+    if (rd_kafka_assignment(rk, &owned) || !owned) return NULL;
     for (int i = 0; i < list->cnt; i++) {
-        rd_kafka_topic_partition_t *tp = &list->elems[i];
+        const rd_kafka_topic_partition_t *tp = &list->elems[i];
+        rd_kafka_topic_partition_t *kept;
         if (!rd_kafka_topic_partition_list_find(owned, tp->topic, tp->partition)) {
             rs_debug("kafka: not committing %s[%d]@%lld: no longer assigned", tp->topic,
                      tp->partition, (long long)tp->offset);
             continue;
         }
-        if (kept != i) {
-            /* swap, so every element is still destroyed with the list */
-            rd_kafka_topic_partition_t tmp = list->elems[kept];
-            list->elems[kept] = *tp;
-            *tp = tmp;
+        if (!keep) keep = rd_kafka_topic_partition_list_new(list->cnt);
+        kept = rd_kafka_topic_partition_list_add(keep, tp->topic, tp->partition);
+        kept->offset = tp->offset;
+        if (tp->metadata_size && (kept->metadata = malloc(tp->metadata_size))) {
+            memcpy(kept->metadata, tp->metadata, tp->metadata_size);
+            kept->metadata_size = tp->metadata_size;
         }
-        kept++;
     }
     rd_kafka_topic_partition_list_destroy(owned);
-    return kept;
+    return keep;
 }
 
 /* Commits kc->want (the assigned part of it). */
 static rd_kafka_resp_err_t commit_wanted(struct rs_kafka *kc, int sync)
 {
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_copy(kc->want);
-    int all = list->cnt, kept = keep_assigned(kc->rk, list);
+    rd_kafka_topic_partition_list_t *list = assigned_only(kc->rk, kc->want);
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
 
     kc->commit_retry_at_ns = 0;
-    if (kept > 0) {
-        int cnt = list->cnt;
-        list->cnt = kept;
-        err = rd_kafka_commit(kc->rk, list, !sync);
-        list->cnt = cnt;
-    }
-    if (kept < all)
-        rs_debug("kafka: %d of %d partition offset(s) skipped: not assigned", all - kept, all);
+    if (!list) return RD_KAFKA_RESP_ERR_NO_ERROR;
+    err = rd_kafka_commit(kc->rk, list, !sync);
     rd_kafka_topic_partition_list_destroy(list);
     if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) err = RD_KAFKA_RESP_ERR_NO_ERROR;
     return err;
@@ -438,7 +430,7 @@ static void dead_letter_dr(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *
 static void serve_side_jobs(struct rs_kafka *kc, int timeout_ms)
 {
     uint64_t now = rs_mono_ns();
-    if (kc->commit_retry_at_ns && now >= kc->commit_retry_at_ns && kc->want) {
+    if (kc->rk && kc->commit_retry_at_ns && now >= kc->commit_retry_at_ns && kc->want) {
         rd_kafka_resp_err_t err = commit_wanted(kc, 0);
         if (err) {
             kc->commits_failed++;
@@ -735,6 +727,7 @@ void rs_kafka_destroy(struct rs_kafka *kc)
         }
         if (kc->rkt) rd_kafka_topic_destroy(kc->rkt);
         rd_kafka_destroy(kc->rk);
+        kc->rk = NULL; /* no commit retry from here on */
     }
     if (kc->dlq_rk) {
         /* Copies not acknowledged by now are in no snapshot's offsets: their

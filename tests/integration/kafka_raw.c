@@ -24,13 +24,13 @@
 
 static int failures;
 
-#define CHECK(cond, ...)                                                               \
-    do {                                                                               \
-        if (!(cond) && failures++ < 20) {                                              \
-            fprintf(stderr, "FAIL: ");                                                 \
-            fprintf(stderr, __VA_ARGS__);                                              \
-            fprintf(stderr, "\n");                                                     \
-        }                                                                              \
+#define CHECK(cond, ...)                                                                 \
+    do {                                                                                 \
+        if (!(cond) && failures++ < 20) {                                                \
+            fprintf(stderr, "FAIL: ");                                                   \
+            fprintf(stderr, __VA_ARGS__);                                                \
+            fprintf(stderr, "\n");                                                       \
+        }                                                                                \
     } while (0)
 
 static int dr_errors;
@@ -163,7 +163,8 @@ static size_t read_topic(rd_kafka_t *rk, const char *topic, long want, struct co
     parts = rd_kafka_topic_partition_list_new(np);
     for (int p = 0; p < np; p++) {
         int64_t lo = 0;
-        rd_kafka_topic_partition_list_add(parts, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_topic_partition_list_add(parts, topic, p)->offset =
+            RD_KAFKA_OFFSET_BEGINNING;
         ends[p] = 0;
         rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &ends[p], 10000);
     }
@@ -231,7 +232,8 @@ static void free_copies(struct copy *c, size_t n)
     free(c);
 }
 
-static int dead_letters(const char *brokers, const char *src, const char *dlq, long expect)
+static int dead_letters(const char *brokers, const char *src, const char *dlq,
+                        long expect)
 {
     char errstr[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -265,8 +267,8 @@ static int dead_letters(const char *brokers, const char *src, const char *dlq, l
         for (size_t j = 0; j < nsm; j++)
             if (sm[j].partition == d->src_partition && sm[j].offset == d->src_offset)
                 s = &sm[j];
-        CHECK(s != NULL, "dead letter %zu points to %s[%lld]@%lld, which does not exist", i,
-              src, (long long)d->src_partition, (long long)d->src_offset);
+        CHECK(s != NULL, "dead letter %zu points to %s[%lld]@%lld, which does not exist",
+              i, src, (long long)d->src_partition, (long long)d->src_offset);
         if (!s) continue;
         CHECK(s->seen++ == 0, "%s[%lld]@%lld is dead-lettered twice", src,
               (long long)d->src_partition, (long long)d->src_offset);
@@ -277,8 +279,9 @@ static int dead_letters(const char *brokers, const char *src, const char *dlq, l
               (long long)d->src_partition, (long long)d->src_offset);
         printf("%s\t%s\n", d->reason ? d->reason : "", d->value);
     }
-    fprintf(stderr, "kafka_raw: %zu dead letters checked against %zu source messages: %s\n",
-            ndl, nsm, failures ? "FAILED" : "ok");
+    fprintf(stderr,
+            "kafka_raw: %zu dead letters checked against %zu source messages: %s\n", ndl,
+            nsm, failures ? "FAILED" : "ok");
     free_copies(dl, ndl);
     free_copies(sm, nsm);
     rd_kafka_consumer_close(rk);
@@ -288,10 +291,12 @@ static int dead_letters(const char *brokers, const char *src, const char *dlq, l
 
 int main(int argc, char **argv)
 {
-    if (argc == 5 && strcmp(argv[1], "produce") == 0) return produce(argv[2], argv[3], argv[4]);
+    if (argc == 5 && strcmp(argv[1], "produce") == 0)
+        return produce(argv[2], argv[3], argv[4]);
     if (argc == 6 && strcmp(argv[1], "dead-letters") == 0)
         return dead_letters(argv[2], argv[3], argv[4], atol(argv[5]));
-    fprintf(stderr, "usage: kafka_raw produce BROKERS TOPIC FILE\n"
-                    "       kafka_raw dead-letters BROKERS SOURCE_TOPIC DLQ_TOPIC EXPECT\n");
+    fprintf(stderr,
+            "usage: kafka_raw produce BROKERS TOPIC FILE\n"
+            "       kafka_raw dead-letters BROKERS SOURCE_TOPIC DLQ_TOPIC EXPECT\n");
     return 2;
 }

@@ -67,7 +67,8 @@ static void set(struct rs_config *conf, const char *fmt, const char *value)
     assert_int_equal(rs_config_set(conf, line, errstr, sizeof(errstr)), RS_OK);
 }
 
-static struct rs_config *make_conf(const char *brokers, const char *group, const char *topics)
+static struct rs_config *make_conf(const char *brokers, const char *group,
+                                   const char *topics)
 {
     struct rs_config *conf = rs_config_create();
     assert_non_null(conf);
@@ -119,7 +120,8 @@ static int seen_handler(void *opaque, const struct rs_kafka_msg *msg)
     assert_true(n >= 0 && n < MAX_MSGS);
     if (s->times[n]++ == 0) s->distinct++;
     s->total++;
-    if (msg->partition >= 0 && msg->partition < PARTITIONS) s->next[msg->partition] = msg->offset + 1;
+    if (msg->partition >= 0 && msg->partition < PARTITIONS)
+        s->next[msg->partition] = msg->offset + 1;
     if (s->dead_every && n % s->dead_every == 0)
         assert_int_equal(rs_kafka_dead_letter(s->kc, msg, "test_reason"), RS_OK);
     return 0;
@@ -136,7 +138,8 @@ static void consume_until(struct seen *s, int distinct, int timeout_ms)
 static void consume_for(struct seen *s, int ms)
 {
     uint64_t deadline = rs_mono_ns() + (uint64_t)ms * 1000000ull;
-    while (rs_mono_ns() < deadline) rs_kafka_consume(s->kc, 100, 1000, seen_handler, s);
+    while (rs_mono_ns() < deadline)
+        rs_kafka_consume(s->kc, 100, 1000, seen_handler, s);
 }
 
 static void assert_each_once(const struct seen *s, int n)
@@ -179,13 +182,11 @@ static void test_fetch_errors_neither_lose_nor_repeat_messages(void **state)
 
     mock_start(&m, 1);
     produce_n(m.bootstraps, 0, 2000);
-    rd_kafka_mock_push_request_errors(m.mc, API_FETCH, 6,
-                                      RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
-                                      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
-                                      RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
-                                      RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
-                                      RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
-                                      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
+    rd_kafka_mock_push_request_errors(
+        m.mc, API_FETCH, 6, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+        RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+        RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
+        RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
     conf = make_conf(m.bootstraps, "fetch", "t1");
     memset(&s, 0, sizeof(s));
     s.kc = rs_kafka_consumer_create(conf, errstr, sizeof(errstr));
@@ -200,7 +201,8 @@ static void test_fetch_errors_neither_lose_nor_repeat_messages(void **state)
     mock_stop(&m);
 }
 
-static void test_failed_commits_are_counted_and_retried_with_the_same_offsets(void **state)
+static void
+test_failed_commits_are_counted_and_retried_with_the_same_offsets(void **state)
 {
     char errstr[256];
     struct mock m;
@@ -260,7 +262,8 @@ static void test_commits_skip_partitions_not_assigned(void **state)
     offs[0].offset = s.next[0];
     assert_int_equal(rs_kafka_commit_offsets(s.kc, offs, 2, 1), RS_OK);
     assert_int_equal(committed(m.bootstraps, "owned", "t1", 0), s.next[0]);
-    assert_int_equal(committed(m.bootstraps, "owned", "other", 0), RD_KAFKA_OFFSET_INVALID);
+    assert_int_equal(committed(m.bootstraps, "owned", "other", 0),
+                     RD_KAFKA_OFFSET_INVALID);
     rs_kafka_destroy(s.kc);
     rs_config_destroy(conf);
     mock_stop(&m);
@@ -334,7 +337,8 @@ static void test_failed_dead_letters_are_counted_and_sent_again(void **state)
     consume_until(&d, 20, 30000);
     consume_for(&d, 300);
     assert_int_equal(d.total, 20);
-    for (int i = 0; i < 200; i++) assert_int_equal(d.times[i], i % 10 == 0 ? 1 : 0);
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(d.times[i], i % 10 == 0 ? 1 : 0);
     rs_kafka_destroy(d.kc);
     rs_kafka_destroy(s.kc);
     rs_config_destroy(dconf);
@@ -346,7 +350,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fetch_errors_neither_lose_nor_repeat_messages),
-        cmocka_unit_test(test_failed_commits_are_counted_and_retried_with_the_same_offsets),
+        cmocka_unit_test(
+            test_failed_commits_are_counted_and_retried_with_the_same_offsets),
         cmocka_unit_test(test_commits_skip_partitions_not_assigned),
         cmocka_unit_test(test_a_broker_down_in_a_three_broker_cluster),
         cmocka_unit_test(test_failed_dead_letters_are_counted_and_sent_again),
