@@ -37,14 +37,17 @@ static rs_err_t render_kafka(struct rs_buf *b, const struct rs_kafka_stats *k)
 {
     rs_err_t err = rs_metrics_family(b, "recstream_dead_letters_total", "counter",
                                      "Bad messages copied to the dead-letter topic: "
-                                     "acknowledged (produced) and failed delivery "
-                                     "attempts (each re-sent).");
+                                     "acknowledged (produced), failed delivery attempts "
+                                     "(each re-sent), dropped as too large for it.");
     if (!err)
         err = rs_metrics_sample(b, "recstream_dead_letters_total", "result=\"produced\"",
                                 (double)k->dead_letters_produced);
     if (!err)
         err = rs_metrics_sample(b, "recstream_dead_letters_total", "result=\"failed\"",
                                 (double)k->dead_letters_failed);
+    if (!err)
+        err = rs_metrics_sample(b, "recstream_dead_letters_total", "result=\"dropped\"",
+                                (double)k->dead_letters_dropped);
     if (!err)
         err = gauge(b, "recstream_dead_letters_pending",
                     "Dead letters not acknowledged by the broker yet (snapshots wait).",

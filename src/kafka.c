@@ -61,7 +61,7 @@ struct rs_kafka {
     rd_kafka_t *dlq_rk;            /* producer for the dead-letter topic, or NULL */
     rd_kafka_topic_t *dlq_rkt;
     struct dead_letter *retry;     /* failed deliveries waiting to be re-sent */
-    uint64_t dl_produced, dl_failed, dl_pending;
+    uint64_t dl_produced, dl_failed, dl_dropped, dl_pending;
     /* back-pressure */
     int paused;
     uint64_t pauses;
@@ -375,8 +375,35 @@ static void dead_letter_free(struct dead_letter *dl)
     free(dl);
 }
 
-/* Queues dl for the dead-letter topic; on a local error it goes to the retry
- * list. dl stays owned by kc either way. */
+/*
+ * A copy that was not delivered goes to the retry list, to be re-sent a
+ * second later: the snapshot waits for it. One larger than the dead-letter
+ * topic accepts can never be delivered, so it is dropped (counted, logged)
+ * rather than holding every later snapshot back.
+ */
+static void dead_letter_failed(struct rs_kafka *kc, struct dead_letter *dl,
+                               rd_kafka_resp_err_t err)
+{
+    if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+        kc->dl_dropped++;
+        kc->dl_pending--;
+        rs_log_limited(&kc->err_limit, RS_LOG_ERROR,
+                       "kafka: dead letter %s[%s]@%s dropped: %zu bytes, larger than the "
+                       "dead-letter topic accepts",
+                       dl->topic, dl->partition, dl->offset, dl->value_len);
+        dead_letter_free(dl);
+        return;
+    }
+    kc->dl_failed++;
+    rs_log_limited(&kc->err_limit, RS_LOG_ERROR, "kafka: dead letter %s[%s]@%s: %s (re-sending)",
+                   dl->topic, dl->partition, dl->offset, rd_kafka_err2str(err));
+    dl->retry_at_ns = rs_mono_ns() + DEAD_LETTER_RETRY_NS;
+    dl->next = kc->retry;
+    kc->retry = dl;
+}
+
+/* Queues dl for the dead-letter topic; on a local error it goes through
+ * dead_letter_failed. dl stays owned by kc either way. */
 static void dead_letter_send(struct rs_kafka *kc, struct dead_letter *dl)
 {
     rd_kafka_resp_err_t err;
@@ -394,14 +421,7 @@ static void dead_letter_send(struct rs_kafka *kc, struct dead_letter *dl)
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
         rd_kafka_poll(kc->dlq_rk, 100); /* local queue full: let deliveries drain */
     }
-    if (err) {
-        kc->dl_failed++;
-        rs_log_limited(&kc->err_limit, RS_LOG_ERROR, "kafka: dead letter %s[%s]@%s: %s",
-                       dl->topic, dl->partition, dl->offset, rd_kafka_err2str(err));
-        dl->retry_at_ns = rs_mono_ns() + DEAD_LETTER_RETRY_NS;
-        dl->next = kc->retry;
-        kc->retry = dl;
-    }
+    if (err) dead_letter_failed(kc, dl, err);
 }
 
 /* Delivery reports of the dead-letter producer (served by rd_kafka_poll). */
@@ -416,13 +436,7 @@ static void dead_letter_dr(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *
         dead_letter_free(dl);
         return;
     }
-    kc->dl_failed++;
-    rs_log_limited(&kc->err_limit, RS_LOG_ERROR,
-                   "kafka: dead letter %s[%s]@%s not delivered: %s (re-sending)", dl->topic,
-                   dl->partition, dl->offset, rd_kafka_err2str(rkm->err));
-    dl->retry_at_ns = rs_mono_ns() + DEAD_LETTER_RETRY_NS;
-    dl->next = kc->retry;
-    kc->retry = dl;
+    dead_letter_failed(kc, dl, rkm->err);
 }
 
 /* Serves delivery reports, re-sends failed copies whose wait is over and
@@ -585,6 +599,7 @@ void rs_kafka_stats(const struct rs_kafka *kc, struct rs_kafka_stats *st)
 {
     st->dead_letters_produced = kc->dl_produced;
     st->dead_letters_failed = kc->dl_failed;
+    st->dead_letters_dropped = kc->dl_dropped;
     st->dead_letters_pending = kc->dl_pending;
     st->commits_failed = kc->commits_failed;
     st->pauses = kc->pauses;

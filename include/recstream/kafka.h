@@ -159,7 +159,8 @@ size_t rs_kafka_lag(struct rs_kafka *kc, struct rs_kafka_lag *out, size_t max);
  * Copies msg, key and value unchanged, to [kafka] dead_letter_topic with the
  * reason and the source topic/partition/offset in headers. The copy is kept
  * until the broker acknowledges it and re-sent (about a second later) after
- * every failed delivery, so it is pending until acknowledged. RS_OK when
+ * every failed delivery, so it is pending until acknowledged; only a copy
+ * larger than the topic accepts is dropped (counted in rs_kafka_stats). RS_OK when
  * queued, RS_EINVAL when no dead-letter topic is configured, RS_ENOMEM.
  */
 rs_err_t rs_kafka_dead_letter(struct rs_kafka *kc, const struct rs_kafka_msg *msg,
@@ -188,6 +189,7 @@ void rs_kafka_resume(struct rs_kafka *kc);
 struct rs_kafka_stats {
     uint64_t dead_letters_produced; /* acknowledged by the broker */
     uint64_t dead_letters_failed;   /* failed delivery attempts (each one re-sent) */
+    uint64_t dead_letters_dropped;  /* larger than the topic accepts: never deliverable */
     uint64_t dead_letters_pending;  /* not acknowledged yet */
     uint64_t commits_failed;        /* offset commits that failed (each retried) */
     uint64_t pauses;                /* times consumption was paused */

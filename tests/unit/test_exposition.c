@@ -21,7 +21,7 @@ static void test_counters_follow_the_events_fed(void **state)
     struct rs_config *conf = rs_config_create();
     struct rs_pipeline *p;
     struct rs_kafka_lag lag = {"events", 3, 42};
-    struct rs_kafka_stats kst = {7, 2, 1, 3, 4, 1};
+    struct rs_kafka_stats kst = {7, 2, 5, 1, 3, 4, 1};
     struct rs_exposition_extra extra = {1000, &lag, 1, &kst};
     struct rs_buf b;
     const char *good = "{\"user\":\"a\",\"item\":\"x\",\"type\":\"play\"}";
@@ -49,6 +49,7 @@ static void test_counters_follow_the_events_fed(void **state)
     assert_non_null(strstr(b.data, "\nrecstream_events_rejected_total{reason=\"bad_ts\"} 0\n"));
     assert_non_null(strstr(b.data, "\nrecstream_dead_letters_total{result=\"produced\"} 7\n"));
     assert_non_null(strstr(b.data, "\nrecstream_dead_letters_total{result=\"failed\"} 2\n"));
+    assert_non_null(strstr(b.data, "\nrecstream_dead_letters_total{result=\"dropped\"} 5\n"));
     assert_non_null(strstr(b.data, "\nrecstream_dead_letters_pending 1\n"));
     assert_non_null(strstr(b.data, "\nrecstream_offset_commit_failures_total 3\n"));
     assert_non_null(strstr(b.data, "\nrecstream_consumer_pauses_total 4\n"));

@@ -5,8 +5,8 @@
  * commits (counted, retried, and what lands is exactly what was asked), a
  * broker of a three-broker cluster going down (its partitions move, every
  * message still arrives once), a dead letter whose delivery fails (counted,
- * re-sent until acknowledged), and commits for partitions not assigned
- * (skipped). Kept apart from test_kafka.c so ctest runs the two in parallel.
+ * re-sent until acknowledged; one too large for its topic dropped), and
+ * commits for partitions not assigned (skipped). Kept apart from test_kafka.c so ctest runs the two in parallel.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -99,6 +99,26 @@ static void produce_n(const char *brokers, int first, int n)
     rs_config_destroy(conf);
 }
 
+/* Produces one {"n":n,"pad":"xx..."} of about size bytes to t1. */
+static void produce_big(const char *brokers, int n, size_t size)
+{
+    char errstr[256];
+    struct rs_config *conf = make_conf(brokers, "producer", "t1");
+    struct rs_kafka *kp = rs_kafka_producer_create(conf, errstr, sizeof(errstr));
+    char *val = malloc(size + 1);
+    int len;
+    assert_non_null(kp);
+    assert_non_null(val);
+    len = snprintf(val, size + 1, "{\"n\":%d,\"pad\":\"", n);
+    memset(val + len, 'x', size - (size_t)len - 2);
+    memcpy(val + size - 2, "\"}", 2);
+    assert_int_equal(rs_kafka_produce(kp, "big", 3, val, size), RS_OK);
+    assert_int_equal(rs_kafka_flush(kp, 30000), 0);
+    free(val);
+    rs_kafka_destroy(kp);
+    rs_config_destroy(conf);
+}
+
 /* What a consumer saw: how often each message, and each partition's next offset. */
 struct seen {
     struct rs_kafka *kc;
@@ -112,10 +132,10 @@ static int seen_handler(void *opaque, const struct rs_kafka_msg *msg)
 {
     struct seen *s = opaque;
     char text[32];
+    size_t len = msg->len < sizeof(text) - 1 ? msg->len : sizeof(text) - 1;
     int n = -1;
-    assert_true(msg->len < sizeof(text));
-    memcpy(text, msg->payload, msg->len);
-    text[msg->len] = '\0';
+    memcpy(text, msg->payload, len);
+    text[len] = '\0';
     assert_int_equal(sscanf(text, "{\"n\":%d}", &n), 1);
     assert_true(n >= 0 && n < MAX_MSGS);
     if (s->times[n]++ == 0) s->distinct++;
@@ -318,10 +338,10 @@ static void test_failed_dead_letters_are_counted_and_sent_again(void **state)
     s.dead_every = 10;
     s.kc = rs_kafka_consumer_create(conf, errstr, sizeof(errstr));
     assert_non_null(s.kc);
-    /* The first produce requests to the dead-letter topic fail for good. */
+    /* The first produce requests to the dead-letter topic are refused. */
     rd_kafka_mock_push_request_errors(m.mc, API_PRODUCE, 2,
-                                      RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
-                                      RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+                                      RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+                                      RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
     consume_until(&s, 200, 30000);
     assert_int_equal(rs_kafka_dead_letters_flush(s.kc, 15000), 0);
     rs_kafka_stats(s.kc, &st);
@@ -346,6 +366,37 @@ static void test_failed_dead_letters_are_counted_and_sent_again(void **state)
     mock_stop(&m);
 }
 
+static void test_a_dead_letter_too_large_for_its_topic_is_dropped(void **state)
+{
+    char errstr[256];
+    struct mock m;
+    struct rs_config *conf;
+    static struct seen s;
+    struct rs_kafka_stats st;
+    (void)state;
+
+    mock_start(&m, 1);
+    produce_n(m.bootstraps, 0, 10);
+    produce_big(m.bootstraps, 10, 3000);
+    conf = make_conf(m.bootstraps, "big", "t1");
+    set(conf, "kafka.dead_letter_topic=%s", "dlq");
+    set(conf, "kafka.message.max.bytes=%s", "2000"); /* what the topic accepts, here */
+    memset(&s, 0, sizeof(s));
+    s.dead_every = 1;
+    s.kc = rs_kafka_consumer_create(conf, errstr, sizeof(errstr));
+    assert_non_null(s.kc);
+    consume_until(&s, 11, 30000);
+    assert_each_once(&s, 11);
+    /* Never deliverable: dropped and counted, not holding snapshots back. */
+    assert_int_equal(rs_kafka_dead_letters_flush(s.kc, 10000), 0);
+    rs_kafka_stats(s.kc, &st);
+    assert_int_equal(st.dead_letters_produced, 10);
+    assert_int_equal(st.dead_letters_dropped, 1);
+    rs_kafka_destroy(s.kc);
+    rs_config_destroy(conf);
+    mock_stop(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -355,6 +406,7 @@ int main(void)
         cmocka_unit_test(test_commits_skip_partitions_not_assigned),
         cmocka_unit_test(test_a_broker_down_in_a_three_broker_cluster),
         cmocka_unit_test(test_failed_dead_letters_are_counted_and_sent_again),
+        cmocka_unit_test(test_a_dead_letter_too_large_for_its_topic_is_dropped),
     };
     rs_log_set_level(getenv("RS_TEST_VERBOSE") ? RS_LOG_DEBUG : RS_LOG_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);
