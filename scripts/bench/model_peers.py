@@ -39,7 +39,8 @@ def river_prequential(path):
     events = []
     with open(path) as f:
         for line in f:
-            u, i, r, ts = line.split("\t")
+            # u.data (tab-separated) or ratings.dat (fields separated by "::")
+            u, i, r, ts = line.rstrip("\n").split("::" if "::" in line else "\t")
             events.append((int(ts), u, i, float(r)))
     events.sort(key=lambda e: e[0])  # stable: ties keep file order, as recstream does
     # river's documented BiasedMF example settings.
