@@ -7,7 +7,7 @@ import sys
 import time
 
 
-def surprise_cv(folds_dir, n_folds, runs):
+def surprise_cv(folds_dir, n_folds, runs, first_run=0):
     from surprise import SVD, Dataset, Reader, accuracy
     from surprise.model_selection import PredefinedKFold
 
@@ -15,7 +15,7 @@ def surprise_cv(folds_dir, n_folds, runs):
     pairs = [(f"{folds_dir}/fold{f}.train", f"{folds_dir}/fold{f}.test") for f in range(n_folds)]
     data = Dataset.load_from_folds(pairs, reader=reader)
     totals, rmse, mae = [], [], []
-    for run in range(runs):
+    for run in range(first_run, first_run + runs):
         fit_total, r_run, m_run = 0.0, [], []
         for trainset, testset in PredefinedKFold().split(data):
             algo = SVD(random_state=run)  # Surprise defaults: k=100, lr=0.005, reg=0.02, 20 epochs
@@ -69,7 +69,8 @@ def river_prequential(path):
 if __name__ == "__main__":
     what = sys.argv[1]
     if what == "surprise-cv":
-        out = surprise_cv(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        first = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+        out = surprise_cv(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), first)
     elif what == "river-prequential":
         out = river_prequential(sys.argv[2])
     else:
