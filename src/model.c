@@ -225,40 +225,10 @@ RS_INLINE float dot(const float *restrict a, const float *restrict b, int k)
 }
 
 /*
- * dot(a, b) and the squared norms of a and b in one pass, each with the lanes
- * and the order of dot(). Written with GCC vector types: the same three sums
- * written as arrays made GCC shuffle registers.
+ * dot(a, b) and the squared norms of a and b: three passes of dot(), the rows
+ * are in L1 after the first (one fused loop with three sets of lanes measured
+ * no faster).
  */
-#if defined(__GNUC__)
-typedef float v8f __attribute__((vector_size(32)));
-
-#define HSUM8(v)                                                                       \
-    ((((v)[0] + (v)[4]) + ((v)[1] + (v)[5])) + (((v)[2] + (v)[6]) + ((v)[3] + (v)[7])))
-
-RS_INLINE float dot3(const float *restrict a, const float *restrict b, int k, float *aa,
-                     float *bb)
-{
-    v8f s = {0}, x = {0}, y = {0};
-    int f = 0;
-    for (; f + 8 <= k; f += 8) {
-        v8f va, vb; /* memcpy: the rows need not be 32-byte aligned */
-        memcpy(&va, a + f, sizeof(va));
-        memcpy(&vb, b + f, sizeof(vb));
-        s += va * vb;
-        x += va * va;
-        y += vb * vb;
-    }
-    float ds = HSUM8(s), dx = HSUM8(x), dy = HSUM8(y);
-    for (; f < k; f++) {
-        ds += a[f] * b[f];
-        dx += a[f] * a[f];
-        dy += b[f] * b[f];
-    }
-    *aa = dx;
-    *bb = dy;
-    return ds;
-}
-#else
 RS_INLINE float dot3(const float *restrict a, const float *restrict b, int k, float *aa,
                      float *bb)
 {
@@ -266,7 +236,6 @@ RS_INLINE float dot3(const float *restrict a, const float *restrict b, int k, fl
     *bb = dot(b, b, k);
     return dot(a, b, k);
 }
-#endif
 
 /* p += lp*(e*q - reg*p); q += lq*(e*p_old - reg*q), element by element. */
 RS_INLINE void sgd_pair(float *restrict p, float *restrict q, int k, float lp, float lq,
