@@ -65,7 +65,7 @@ static double secs_since(uint64_t t0)
 
 static struct rs_model *make_model(uint32_t users, uint32_t items, int k)
 {
-    struct rs_model_params mp = {k, 0.01f, 0.02f, 0.1f, 1.0f, 5.0f, 4, 42, users, items, 0, 0};
+    struct rs_model_params mp = {k, 0.01f, 0.02f, 0.1f, 1.0f, 5.0f, 4, 42, users, items, 0, 0, 0, 0};
     struct rs_model *m = rs_model_create(&mp);
     if (!m || rs_model_ensure(m, users - 1, items - 1) != RS_OK) {
         fprintf(stderr, "bench: out of memory\n");

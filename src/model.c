@@ -32,6 +32,25 @@
  * capped at PLAY_CONF_MAX so one long play cannot blow up the factors.
  * Negatives always take an unscaled step.
  *
+ * Adaptive rates of the rating step (both optional, both on by default): in a
+ * single pass a new user or item has few ratings, and a constant rate learns
+ * from them slowly (the biases) or hardly at all (factors drawn small, whose
+ * gradients e*q are small too). With bias_prior > 0 a row's bias steps at
+ * max(learning_rate, 1/(n + bias_prior)) after n live ratings of that row:
+ * its first ratings make it the mean of its residuals, shrunk towards 0 as if
+ * it had bias_prior more ratings at residual 0, and from n = 1/learning_rate -
+ * bias_prior on it steps as before. With adagrad_rate > 0 each user and item
+ * row steps its factors at adagrad_rate / sqrt(G + 1e-4), G the sum over its
+ * steps of the mean squared gradient of the row (AdaGrad with one accumulator
+ * per row, not per factor): a young row's small gradients take full-size
+ * steps, an old row's steps shrink. On MovieLens 100K in time order this took
+ * the prequential RMSE of one pass from 0.956 to 0.941 (k = 10), better than
+ * three replayed steps per event gave, at a fraction of their cost. The
+ * per-row state (G, n) is reset when a user is evicted and saved in
+ * snapshots. Plays keep the constant rate: their squared loss towards 0/1
+ * with sampled negatives has other gradient scales, and the play path was
+ * tuned for recall as it is.
+ *
  * Replay: every accepted event is written into a ring of the last replay_size
  * events; after it, replay_ratio events drawn uniformly from the ring (the
  * fractional part carried to the next event) take the same step again. A
@@ -62,6 +81,10 @@
 #define PLAY_BIAS_SCALE 0.1f
 #define MAX_FACTORS 4096
 #define MAX_NEGATIVES 1000
+#define MAX_BIAS_PRIOR 1e6f
+#define MAX_ADAGRAD_RATE 1.0f
+/* Keeps the AdaGrad rate finite before a row's first gradient. */
+#define ADAGRAD_EPS 1e-4f
 
 /* Per-user bookkeeping beside the factor rows. */
 struct user_meta {
@@ -69,6 +92,12 @@ struct user_meta {
     int64_t last_ms;     /* time of the user's latest touch */
     uint32_t gen;        /* bumped at each eviction of this index */
     uint32_t live;       /* 0 once forgotten, until ensure hands the row out again */
+};
+
+/* Per-row state of the rating step's adaptive rates. */
+struct row_stat {
+    float g2;   /* AdaGrad: sum of the row's mean squared factor gradients */
+    uint32_t n; /* live ratings of this row (saturates) */
 };
 
 /* One event in the replay ring. */
@@ -81,6 +110,7 @@ struct replay_ev {
 struct rs_model {
     struct rs_model_params params;
     int k;
+    float inv_k; /* 1/k */
     uint32_t n_users, n_items;
     uint32_t cap_users, cap_items;
     float *P;  /* cap_users x k */
@@ -88,6 +118,8 @@ struct rs_model {
     float *bu; /* cap_users */
     float *bi; /* cap_items */
     struct user_meta *um; /* cap_users */
+    struct row_stat *us;  /* cap_users */
+    struct row_stat *is;  /* cap_items */
     uint32_t live_users;
     uint32_t mru, lru; /* ends of the recency list, RS_NONE when empty */
     int64_t clock_ms;  /* latest touch time */
@@ -192,15 +224,28 @@ RS_INLINE float dot(const float *restrict a, const float *restrict b, int k)
     return s;
 }
 
-/* p += lr*(e*q - reg*p); q += lr*(e*p_old - reg*q), element by element. */
-RS_INLINE void sgd_pair(float *restrict p, float *restrict q, int k, float lr, float e,
-                     float reg)
+/*
+ * dot(a, b) and the squared norms of a and b: three passes of dot(), the rows
+ * are in L1 after the first (one fused loop with three sets of lanes measured
+ * no faster).
+ */
+RS_INLINE float dot3(const float *restrict a, const float *restrict b, int k, float *aa,
+                     float *bb)
+{
+    *aa = dot(a, a, k);
+    *bb = dot(b, b, k);
+    return dot(a, b, k);
+}
+
+/* p += lp*(e*q - reg*p); q += lq*(e*p_old - reg*q), element by element. */
+RS_INLINE void sgd_pair(float *restrict p, float *restrict q, int k, float lp, float lq,
+                        float e, float reg)
 {
     for (int f = 0; f < k; f++) {
         float pu = p[f];
         float qi = q[f];
-        p[f] = pu + lr * (e * qi - reg * pu);
-        q[f] = qi + lr * (e * pu - reg * qi);
+        p[f] = pu + lp * (e * qi - reg * pu);
+        q[f] = qi + lq * (e * pu - reg * qi);
     }
 }
 
@@ -216,7 +261,10 @@ static int params_ok(const struct rs_model_params *pa)
            pa->negatives >= 0 && pa->negatives <= MAX_NEGATIVES && pa->max_users >= 1 && pa->max_users < RS_NONE &&
            pa->max_items >= 1 && pa->max_items < RS_NONE && isfinite(pa->replay_ratio) &&
            pa->replay_ratio >= 0.0f && pa->replay_ratio <= MAX_REPLAY_RATIO &&
-           pa->replay_size <= MAX_REPLAY_SIZE;
+           pa->replay_size <= MAX_REPLAY_SIZE && isfinite(pa->bias_prior) &&
+           pa->bias_prior >= 0.0f && pa->bias_prior <= MAX_BIAS_PRIOR &&
+           isfinite(pa->adagrad_rate) && pa->adagrad_rate >= 0.0f &&
+           pa->adagrad_rate <= MAX_ADAGRAD_RATE;
 }
 
 struct rs_model *rs_model_create(const struct rs_model_params *params)
@@ -226,6 +274,7 @@ struct rs_model *rs_model_create(const struct rs_model_params *params)
     if (m == NULL) return NULL;
     m->params = *params;
     m->k = params->factors;
+    m->inv_k = 1.0f / (float)params->factors;
     m->mru = m->lru = RS_NONE;
     if (params->replay_size > 0 && params->replay_ratio > 0.0f) {
         m->ring = malloc((size_t)params->replay_size * sizeof(*m->ring));
@@ -250,16 +299,20 @@ void rs_model_destroy(struct rs_model *m)
     free(m->bu);
     free(m->bi);
     free(m->um);
+    free(m->us);
+    free(m->is);
     free(m->ring);
     free(m);
 }
 
 /*
- * Grows one side (matrix + bias vector) to hold at least `need` rows.
- * On failure the old arrays stay valid (realloc keeps them).
+ * Grows one side (matrix, bias vector, row stats and for users the records) to
+ * hold at least `need` rows. On failure the old arrays stay valid (realloc
+ * keeps them).
  */
-static rs_err_t grow(float **mat, float **bias, struct user_meta **meta, uint32_t *cap,
-                     uint32_t need, uint32_t max, int k)
+static rs_err_t grow(float **mat, float **bias, struct row_stat **stat,
+                     struct user_meta **meta, uint32_t *cap, uint32_t need, uint32_t max,
+                     int k)
 {
     if (need <= *cap) return RS_OK;
     uint64_t ncap = *cap ? *cap : MIN_ROWS;
@@ -273,6 +326,9 @@ static rs_err_t grow(float **mat, float **bias, struct user_meta **meta, uint32_
     float *nb = realloc(*bias, (size_t)ncap * sizeof(float));
     if (nb == NULL) return RS_ENOMEM;
     *bias = nb;
+    struct row_stat *ns = realloc(*stat, (size_t)ncap * sizeof(**stat));
+    if (ns == NULL) return RS_ENOMEM;
+    *stat = ns;
     if (meta != NULL) {
         struct user_meta *nu = realloc(*meta, (size_t)ncap * sizeof(**meta));
         if (nu == NULL) return RS_ENOMEM;
@@ -282,8 +338,8 @@ static rs_err_t grow(float **mat, float **bias, struct user_meta **meta, uint32_
     return RS_OK;
 }
 
-static void init_rows(struct rs_model *m, float *mat, float *bias, uint32_t from,
-                      uint32_t to)
+static void init_rows(struct rs_model *m, float *mat, float *bias, struct row_stat *stat,
+                      uint32_t from, uint32_t to)
 {
     int k = m->k;
     double sd = m->params.init_std;
@@ -292,6 +348,8 @@ static void init_rows(struct rs_model *m, float *mat, float *bias, uint32_t from
         for (int f = 0; f < k; f++)
             row[f] = sd > 0.0 ? (float)(sd * rng_normal(m)) : 0.0f;
         bias[r] = 0.0f;
+        stat[r].g2 = 0.0f;
+        stat[r].n = 0;
     }
 }
 
@@ -352,6 +410,8 @@ void rs_model_forget_user(struct rs_model *m, uint32_t u)
     /* Zero the row so nothing reads the old user's taste before ensure redraws it. */
     memset(m->P + (size_t)u * (size_t)m->k, 0, (size_t)m->k * sizeof(float));
     m->bu[u] = 0.0f;
+    m->us[u].g2 = 0.0f;
+    m->us[u].n = 0;
 }
 
 uint32_t rs_model_live_users(const struct rs_model *m)
@@ -363,8 +423,10 @@ size_t rs_model_bytes(const struct rs_model *m)
 {
     if (m == NULL) return 0;
     size_t k = (size_t)m->k;
-    return sizeof(*m) + (size_t)m->cap_users * ((k + 1) * sizeof(float) + sizeof(*m->um)) +
-           (size_t)m->cap_items * (k + 1) * sizeof(float) +
+    return sizeof(*m) +
+           (size_t)m->cap_users *
+               ((k + 1) * sizeof(float) + sizeof(*m->um) + sizeof(*m->us)) +
+           (size_t)m->cap_items * ((k + 1) * sizeof(float) + sizeof(*m->is)) +
            (m->ring ? (size_t)m->params.replay_size * sizeof(*m->ring) : 0);
 }
 
@@ -382,27 +444,29 @@ rs_err_t rs_model_ensure(struct rs_model *m, uint32_t u, uint32_t i)
         goto out;
     }
     if (u != RS_NONE && u >= m->n_users) {
-        err = grow(&m->P, &m->bu, &m->um, &m->cap_users, u + 1, m->params.max_users, m->k);
+        err = grow(&m->P, &m->bu, &m->us, &m->um, &m->cap_users, u + 1, m->params.max_users,
+                   m->k);
         if (err != RS_OK) goto out;
     }
     if (i != RS_NONE && i >= m->n_items) {
-        err = grow(&m->Q, &m->bi, NULL, &m->cap_items, i + 1, m->params.max_items, m->k);
+        err = grow(&m->Q, &m->bi, &m->is, NULL, &m->cap_items, i + 1, m->params.max_items,
+                   m->k);
         if (err != RS_OK) goto out;
     }
     /* Only now, with both sides allocated, draw the new rows: users first. */
     if (u != RS_NONE && u >= m->n_users) {
-        init_rows(m, m->P, m->bu, m->n_users, u + 1);
+        init_rows(m, m->P, m->bu, m->us, m->n_users, u + 1);
         for (uint32_t v = m->n_users; v <= u; v++) {
             m->um[v].gen = 0;
             user_link(m, v);
         }
         m->n_users = u + 1;
     } else if (u != RS_NONE && !m->um[u].live) {
-        init_rows(m, m->P, m->bu, u, u + 1);
+        init_rows(m, m->P, m->bu, m->us, u, u + 1);
         user_link(m, u);
     }
     if (i != RS_NONE && i >= m->n_items) {
-        init_rows(m, m->Q, m->bi, m->n_items, i + 1);
+        init_rows(m, m->Q, m->bi, m->is, m->n_items, i + 1);
         m->n_items = i + 1;
     }
 out:
@@ -411,19 +475,55 @@ out:
 
 /* ---- training ---- */
 
-/* The rating step with the current mu; returns the error before it. */
-RS_INLINE float rate_step(struct rs_model *m, uint32_t u, uint32_t i, float r)
+/*
+ * The bias rate of a row after n of its ratings: 1/(n + prior) while that is
+ * above lr, which makes a new row's bias the mean of its residuals shrunk
+ * towards 0 as if it had `prior` more ratings at residual 0; then lr.
+ */
+RS_INLINE float bias_rate(float lr, float prior, uint32_t n)
+{
+    float d = (float)n + prior;
+    return prior > 0.0f && d * lr < 1.0f ? 1.0f / d : lr; /* no division once at lr */
+}
+
+/* AdaGrad: adds a row's mean squared gradient g2 and returns its factor rate. */
+RS_INLINE float adagrad(struct row_stat *st, float eta, float g2)
+{
+    st->g2 += g2 > 0.0f ? g2 : 0.0f; /* rounding can leave a tiny negative */
+    return eta / sqrtf(st->g2 + ADAGRAD_EPS);
+}
+
+/*
+ * The rating step with the current mu; returns the error before it. `live`
+ * counts the rating towards the rows' bias rates (replayed steps do not).
+ */
+RS_INLINE float rate_step(struct rs_model *m, uint32_t u, uint32_t i, float r, int live)
 {
     int k = m->k;
     float lr = m->params.learning_rate;
     float reg = m->params.regularization;
+    float eta = m->params.adagrad_rate;
+    float prior = m->params.bias_prior;
     float *p = m->P + (size_t)u * (size_t)k;
     float *q = m->Q + (size_t)i * (size_t)k;
-    float pred = (float)m->mu + m->bu[u] + m->bi[i] + dot(p, q, k);
-    float e = r - pred;
-    m->bu[u] += lr * (e - reg * m->bu[u]);
-    m->bi[i] += lr * (e - reg * m->bi[i]);
-    sgd_pair(p, q, k, lr, e, reg);
+    struct row_stat *su = &m->us[u], *si = &m->is[i];
+    float pp = 0.0f, qq = 0.0f;
+    float pq = eta > 0.0f ? dot3(p, q, k, &pp, &qq) : dot(p, q, k);
+    float e = r - ((float)m->mu + m->bu[u] + m->bi[i] + pq);
+    m->bu[u] += bias_rate(lr, prior, su->n) * (e - reg * m->bu[u]);
+    m->bi[i] += bias_rate(lr, prior, si->n) * (e - reg * m->bi[i]);
+    float lp = lr, lq = lr;
+    if (eta > 0.0f) {
+        /* |e q - reg p|^2 / k and |e p - reg q|^2 / k from the three dot products */
+        float cross = 2.0f * e * reg * pq, inv_k = m->inv_k;
+        lp = adagrad(su, eta, (e * e * qq - cross + reg * reg * pp) * inv_k);
+        lq = adagrad(si, eta, (e * e * pp - cross + reg * reg * qq) * inv_k);
+    }
+    if (live) {
+        su->n += su->n < UINT32_MAX;
+        si->n += si->n < UINT32_MAX;
+    }
+    sgd_pair(p, q, k, lp, lq, e, reg);
     return e;
 }
 
@@ -441,7 +541,7 @@ RS_INLINE void implicit_step(struct rs_model *m, float *p, uint32_t i, float tar
     float *q = m->Q + (size_t)i * (size_t)k;
     float e = target - (m->bi[i] + dot(p, q, k));
     m->bi[i] += PLAY_BIAS_SCALE * lr * (e - reg * m->bi[i]);
-    sgd_pair(p, q, k, lr, e, reg);
+    sgd_pair(p, q, k, lr, lr, e, reg);
 }
 
 RS_INLINE void play_step(struct rs_model *m, uint32_t u, uint32_t i, float w)
@@ -468,7 +568,7 @@ RS_INLINE void replay_and_record(struct rs_model *m, uint32_t u, uint32_t i, flo
             if (x->u >= m->n_users || !m->um[x->u].live || (x->tag >> 1) != m->um[x->u].gen)
                 continue;
             if (x->tag & 1) play_step(m, x->u, x->i, x->value);
-            else rate_step(m, x->u, x->i, x->value);
+            else rate_step(m, x->u, x->i, x->value, 0);
         }
     }
     struct replay_ev *slot = &m->ring[m->ring_pos];
@@ -492,7 +592,7 @@ RS_CLONES float rs_model_update_rate(struct rs_model *m, uint32_t u, uint32_t i,
         return NAN;
     m->n_ratings++;
     m->mu += ((double)r - m->mu) / (double)m->n_ratings;
-    float e = rate_step(m, u, i, r);
+    float e = rate_step(m, u, i, r, 1);
     replay_and_record(m, u, i, r, 0);
     m->events++;
     return e;
@@ -578,7 +678,9 @@ uint64_t rs_model_events(const struct rs_model *m)
 
 /* ---- snapshots ---- */
 
-#define MODEL_FORMAT 2u
+/* 3 added bias_prior, adagrad_rate and the row stats; 2 still loads, with both off. */
+#define MODEL_FORMAT 3u
+#define MODEL_FORMAT_OLDEST 2u
 
 static rs_err_t put(struct rs_writer *w, const void *p, size_t n)
 {
@@ -590,12 +692,36 @@ static rs_err_t get(struct rs_reader *r, void *p, size_t n)
     return n ? r->read(r->ctx, p, n) : RS_OK;
 }
 
+static rs_err_t save_stats(struct rs_writer *w, const struct row_stat *st, uint32_t n)
+{
+    rs_err_t err = RS_OK;
+    for (uint32_t r = 0; r < n && !err; r++)
+        if (!(err = put(w, &st[r].g2, 4))) err = rs_write_u32(w, st[r].n);
+    return err;
+}
+
+/* Reads n row stats (format 3) or zeroes them (format 2); RS_ECORRUPT on a bad g2. */
+static rs_err_t load_stats(struct rs_reader *r, uint32_t format, struct row_stat *st,
+                           uint32_t n)
+{
+    rs_err_t err;
+    for (uint32_t j = 0; j < n; j++) {
+        st[j].g2 = 0.0f;
+        st[j].n = 0;
+        if (format < 3) continue;
+        if ((err = get(r, &st[j].g2, 4)) || (err = rs_read_u32(r, &st[j].n))) return err;
+        if (!(isfinite(st[j].g2) && st[j].g2 >= 0.0f)) return RS_ECORRUPT;
+    }
+    return RS_OK;
+}
+
 /*
  * Format: a version word, the parameters field by field, the counters and the
  * PRNG state, the recency list ends and clock, then for the rows in use P,
- * b_u, the user records, Q, b_i, then the replay ring (length, position,
- * entries). Fixed-width fields in the machine's byte order (little-endian on
- * every supported target).
+ * b_u, the user records, the users' row stats, Q, b_i, the items' row stats,
+ * then the replay ring (length, position, entries). Version 2 had no
+ * bias_prior, adagrad_rate or row stats. Fixed-width fields in the machine's
+ * byte order (little-endian on every supported target).
  */
 rs_err_t rs_model_save(const struct rs_model *m, struct rs_writer *w)
 {
@@ -610,7 +736,8 @@ rs_err_t rs_model_save(const struct rs_model *m, struct rs_writer *w)
         (err = put(w, &pa->rating_max, 4)) || (err = put(w, &negatives, 4)) ||
         (err = rs_write_u64(w, pa->seed)) || (err = rs_write_u32(w, pa->max_users)) ||
         (err = rs_write_u32(w, pa->max_items)) || (err = put(w, &pa->replay_ratio, 4)) ||
-        (err = rs_write_u32(w, pa->replay_size)) || (err = rs_write_u32(w, m->n_users)) ||
+        (err = rs_write_u32(w, pa->replay_size)) || (err = put(w, &pa->bias_prior, 4)) ||
+        (err = put(w, &pa->adagrad_rate, 4)) || (err = rs_write_u32(w, m->n_users)) ||
         (err = rs_write_u32(w, m->n_items)) || (err = put(w, &m->mu, 8)) ||
         (err = rs_write_u64(w, m->n_ratings)) || (err = rs_write_u64(w, m->events)) ||
         (err = put(w, m->rng, sizeof(m->rng))) || (err = put(w, &m->spare_normal, 8)) ||
@@ -628,9 +755,11 @@ rs_err_t rs_model_save(const struct rs_model *m, struct rs_writer *w)
             (err = rs_write_u32(w, x->live)))
             return err;
     }
-    if ((err = put(w, m->Q, (size_t)m->n_items * k * sizeof(float))) ||
+    if ((err = save_stats(w, m->us, m->n_users)) ||
+        (err = put(w, m->Q, (size_t)m->n_items * k * sizeof(float))) ||
         (err = put(w, m->bi, (size_t)m->n_items * sizeof(float))) ||
-        (err = rs_write_u32(w, m->ring_len)) || (err = rs_write_u32(w, m->ring_pos)))
+        (err = save_stats(w, m->is, m->n_items)) || (err = rs_write_u32(w, m->ring_len)) ||
+        (err = rs_write_u32(w, m->ring_pos)))
         return err;
     for (uint32_t j = 0; j < m->ring_len; j++) {
         const struct replay_ev *x = &m->ring[j];
@@ -642,6 +771,7 @@ rs_err_t rs_model_save(const struct rs_model *m, struct rs_writer *w)
 }
 
 #define USER_RECORD 24u /* bytes per saved user record */
+#define ROW_STAT 8u     /* bytes per saved row stat (format 3) */
 
 /* The recency list must run mru -> lru through exactly the live users. */
 static int recency_ok(const struct rs_model *m)
@@ -670,7 +800,7 @@ struct rs_model *rs_model_load(struct rs_reader *r, rs_err_t *err)
     memset(&pa, 0, sizeof(pa));
     if ((*err = rs_read_u32(r, &format)))
         return NULL;
-    if (format != MODEL_FORMAT) {
+    if (format < MODEL_FORMAT_OLDEST || format > MODEL_FORMAT) {
         *err = RS_ECORRUPT;
         return NULL;
     }
@@ -680,6 +810,8 @@ struct rs_model *rs_model_load(struct rs_reader *r, rs_err_t *err)
         (*err = get(r, &negatives, 4)) || (*err = rs_read_u64(r, &pa.seed)) ||
         (*err = rs_read_u32(r, &pa.max_users)) || (*err = rs_read_u32(r, &pa.max_items)) ||
         (*err = get(r, &pa.replay_ratio, 4)) || (*err = rs_read_u32(r, &pa.replay_size)) ||
+        (format >= 3 && ((*err = get(r, &pa.bias_prior, 4)) ||
+                         (*err = get(r, &pa.adagrad_rate, 4)))) ||
         (*err = rs_read_u32(r, &n_users)) || (*err = rs_read_u32(r, &n_items)) ||
         (*err = get(r, &mu, 8)) || (*err = rs_read_u64(r, &n_ratings)) ||
         (*err = rs_read_u64(r, &events)) || (*err = get(r, rng, sizeof(rng))) ||
@@ -699,7 +831,8 @@ struct rs_model *rs_model_load(struct rs_reader *r, rs_err_t *err)
     }
     /* Both matrices, bias vectors and user records must fit in what is left. */
     uint64_t need = ((uint64_t)n_users + n_items) * ((uint64_t)factors + 1) * sizeof(float) +
-                    (uint64_t)n_users * USER_RECORD + 8;
+                    (uint64_t)n_users * USER_RECORD + 8 +
+                    (format >= 3 ? ((uint64_t)n_users + n_items) * ROW_STAT : 0);
     if (need > r->remaining(r->ctx)) {
         *err = RS_ECORRUPT;
         return NULL;
@@ -711,8 +844,9 @@ struct rs_model *rs_model_load(struct rs_reader *r, rs_err_t *err)
     }
     size_t k = (size_t)factors;
     if ((n_users &&
-         grow(&m->P, &m->bu, &m->um, &m->cap_users, n_users, pa.max_users, m->k)) ||
-        (n_items && grow(&m->Q, &m->bi, NULL, &m->cap_items, n_items, pa.max_items, m->k))) {
+         grow(&m->P, &m->bu, &m->us, &m->um, &m->cap_users, n_users, pa.max_users, m->k)) ||
+        (n_items &&
+         grow(&m->Q, &m->bi, &m->is, NULL, &m->cap_items, n_items, pa.max_items, m->k))) {
         *err = RS_ENOMEM;
         goto fail;
     }
@@ -730,9 +864,11 @@ struct rs_model *rs_model_load(struct rs_reader *r, rs_err_t *err)
             goto fail;
         }
     }
-    if ((*err = get(r, m->Q, (size_t)n_items * k * sizeof(float))) ||
+    if ((*err = load_stats(r, format, m->us, n_users)) ||
+        (*err = get(r, m->Q, (size_t)n_items * k * sizeof(float))) ||
         (*err = get(r, m->bi, (size_t)n_items * sizeof(float))) ||
-        (*err = rs_read_u32(r, &ring_len)) || (*err = rs_read_u32(r, &ring_pos)))
+        (*err = load_stats(r, format, m->is, n_items)) || (*err = rs_read_u32(r, &ring_len)) ||
+        (*err = rs_read_u32(r, &ring_pos)))
         goto fail;
     m->n_users = n_users;
     m->n_items = n_items;

@@ -91,6 +91,8 @@ void rs_pipeline_model_params(const struct rs_config *conf, struct rs_model_para
     mp->max_items = conf->max_items;
     mp->replay_ratio = (float)conf->replay_ratio;
     mp->replay_size = conf->replay_size;
+    mp->bias_prior = (float)conf->bias_prior;
+    mp->adagrad_rate = (float)conf->adagrad_rate;
 }
 
 struct rs_pipeline *rs_pipeline_create(const struct rs_config *conf,

@@ -66,6 +66,8 @@ struct rs_config {
     uint32_t max_items;
     double replay_ratio;      /* replayed events per live event; 0: off */
     uint32_t replay_size;     /* recent events kept for replay */
+    double bias_prior;        /* ratings: count-based bias rate's prior; 0: off */
+    double adagrad_rate;      /* ratings: per-row AdaGrad rate of the factors; 0: off */
     int64_t idle_user_ttl_s;  /* users idle longer are evicted; 0: never */
     int evict_when_full;      /* 1: a new user evicts the least recent one at max_users */
 

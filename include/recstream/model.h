@@ -2,7 +2,9 @@
  * model.h - the online model: global mean, user and item biases and k latent
  * factors, updated by one SGD step per event (ratings: biased MF; plays:
  * positive-only SGD with sampled negatives), optionally followed by replayed
- * recent events. Rows are contiguous (user u's factors at P[u*k], item i's at
+ * recent events. Ratings can step at per-row rates (a count-based rate for the
+ * biases, AdaGrad for the factors) so one pass learns a new user or item
+ * fast. Rows are contiguous (user u's factors at P[u*k], item i's at
  * Q[i*k]) so the ranker can hand the item matrix to BLAS as it is. Users are
  * kept in recency order so the least recently seen can be evicted. The random
  * state is part of the model: the same events in the same order with the same
@@ -30,6 +32,12 @@ struct rs_model_params {
     uint32_t max_items;
     float replay_ratio;    /* replayed events per live event, 0..100; 0: off */
     uint32_t replay_size;  /* recent events kept for replay; 0: off */
+    /* Ratings: a row's bias steps at max(learning_rate, 1/(n + bias_prior)) after
+     * n ratings of that row, 0..1e6; 0: off (learning_rate throughout). */
+    float bias_prior;
+    /* Ratings: per-row AdaGrad step for the factors, adagrad_rate / sqrt(sum of
+     * the row's mean squared gradients), 0..1; 0: off (learning_rate). */
+    float adagrad_rate;
 };
 
 struct rs_model;

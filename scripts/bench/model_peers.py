@@ -7,7 +7,7 @@ import sys
 import time
 
 
-def surprise_cv(folds_dir, n_folds, runs):
+def surprise_cv(folds_dir, n_folds, runs, first_run=0):
     from surprise import SVD, Dataset, Reader, accuracy
     from surprise.model_selection import PredefinedKFold
 
@@ -15,7 +15,7 @@ def surprise_cv(folds_dir, n_folds, runs):
     pairs = [(f"{folds_dir}/fold{f}.train", f"{folds_dir}/fold{f}.test") for f in range(n_folds)]
     data = Dataset.load_from_folds(pairs, reader=reader)
     totals, rmse, mae = [], [], []
-    for run in range(runs):
+    for run in range(first_run, first_run + runs):
         fit_total, r_run, m_run = 0.0, [], []
         for trainset, testset in PredefinedKFold().split(data):
             algo = SVD(random_state=run)  # Surprise defaults: k=100, lr=0.005, reg=0.02, 20 epochs
@@ -39,7 +39,8 @@ def river_prequential(path):
     events = []
     with open(path) as f:
         for line in f:
-            u, i, r, ts = line.split("\t")
+            # u.data (tab-separated) or ratings.dat (fields separated by "::")
+            u, i, r, ts = line.rstrip("\n").split("::" if "::" in line else "\t")
             events.append((int(ts), u, i, float(r)))
     events.sort(key=lambda e: e[0])  # stable: ties keep file order, as recstream does
     # river's documented BiasedMF example settings.
@@ -68,7 +69,8 @@ def river_prequential(path):
 if __name__ == "__main__":
     what = sys.argv[1]
     if what == "surprise-cv":
-        out = surprise_cv(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        first = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+        out = surprise_cv(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), first)
     elif what == "river-prequential":
         out = river_prequential(sys.argv[2])
     else:

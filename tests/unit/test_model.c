@@ -3,7 +3,10 @@
  * recovers a planted low-rank matrix and item means, follows the Surprise
  * update order exactly, is bit-for-bit deterministic for a seed, rejects bad
  * ratings without touching its state, grows without losing rows, stops at
- * its bounds, and that plays pull the played item up.
+ * its bounds, and that plays pull the played item up; the adaptive rates of
+ * the rating step (count-based bias rate, per-row AdaGrad) step as specified,
+ * and their per-row state survives a snapshot (and a version-2 snapshot loads
+ * with them off).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -126,6 +129,16 @@ static void test_rejects_bad_params(void **unused)
     assert_null(rs_model_create(&p));
     p = default_params();
     p.negatives = -1;
+    assert_null(rs_model_create(&p));
+    p = default_params();
+    p.bias_prior = -1.0f;
+    assert_null(rs_model_create(&p));
+    p.bias_prior = NAN;
+    assert_null(rs_model_create(&p));
+    p = default_params();
+    p.adagrad_rate = 1.5f;
+    assert_null(rs_model_create(&p));
+    p.adagrad_rate = -0.1f;
     assert_null(rs_model_create(&p));
     assert_null(rs_model_create(NULL));
     rs_model_destroy(NULL);
@@ -326,6 +339,121 @@ static void test_rate_step_follows_surprise_order(void **unused)
     rs_model_destroy(m);
 }
 
+/*
+ * bias_prior 4, learning_rate 0.22, no factors, no regularisation. A row's bias
+ * rate is max(0.22, 1/(n + 4)) after n ratings: 0.25 for its first, then 0.22.
+ * (0,0,5): mu=5, e=0.  (1,0,1): mu=3, e=-2, b_u1 = -2*0.25, b_i0 = -2*0.22.
+ * (2,0,3): mu=3, pred=2.56, e=0.44, b_u2 = 0.44*0.25, b_i0 = -0.44 + 0.22*0.44.
+ * User 1 evicted and back: its next rating is its first again.
+ */
+static void test_bias_prior_rates_by_hand(void **unused)
+{
+    (void)unused;
+    struct rs_model_params p = default_params();
+    p.factors = 1;
+    p.init_std = 0.0f;
+    p.regularization = 0.0f;
+    p.learning_rate = 0.22f;
+    p.bias_prior = 4.0f;
+    struct rs_model *m = rs_model_create(&p);
+    assert_non_null(m);
+    assert_int_equal(rs_model_ensure(m, 2, 0), RS_OK);
+    assert_true(rs_model_update_rate(m, 0, 0, 5.0f) == 0.0f);
+    assert_true(rs_model_update_rate(m, 1, 0, 1.0f) == -2.0f);
+    assert_true(fabsf(rs_model_user_bias(m, 1) + 0.5f) < 1e-6f);
+    assert_true(fabsf(rs_model_item_biases(m)[0] + 0.44f) < 1e-6f);
+    assert_true(fabsf(rs_model_update_rate(m, 2, 0, 3.0f) - 0.44f) < 1e-6f);
+    assert_true(fabsf(rs_model_user_bias(m, 2) - 0.11f) < 1e-6f);
+    assert_true(fabsf(rs_model_item_biases(m)[0] - (-0.44f + 0.22f * 0.44f)) < 1e-6f);
+
+    rs_model_forget_user(m, 1);
+    assert_int_equal(rs_model_ensure(m, 1, 0), RS_OK);
+    float bi = rs_model_item_biases(m)[0];
+    float e = rs_model_update_rate(m, 1, 0, 2.0f);
+    assert_true(fabsf(e - (2.0f - (rs_model_global_mean(m) + bi))) < 1e-6f);
+    assert_true(fabsf(rs_model_user_bias(m, 1) - 0.25f * e) < 1e-6f);
+
+    /* bias_prior 0: learning_rate from the first rating on. */
+    p.bias_prior = 0.0f;
+    struct rs_model *c = rs_model_create(&p);
+    assert_non_null(c);
+    assert_int_equal(rs_model_ensure(c, 1, 0), RS_OK);
+    rs_model_update_rate(c, 0, 0, 5.0f);
+    rs_model_update_rate(c, 1, 0, 1.0f);
+    assert_true(fabsf(rs_model_user_bias(c, 1) + 0.44f) < 1e-6f);
+    rs_model_destroy(c);
+    rs_model_destroy(m);
+}
+
+/*
+ * AdaGrad, one accumulator per row: each step moves a row by
+ * adagrad_rate * g / sqrt(G + 1e-4), g its gradient (e*q - reg*p for a user)
+ * and G the sum of mean(g^2) over the row's steps so far, this one included.
+ * Two steps on one pair, recomputed here. Plays keep learning_rate.
+ */
+static void test_adagrad_steps_by_hand(void **unused)
+{
+    (void)unused;
+    enum { K = 8 };
+    struct rs_model_params p = default_params();
+    p.factors = K;
+    p.init_std = 0.5f;
+    p.regularization = 0.1f;
+    p.adagrad_rate = 0.2f;
+    struct rs_model *m = rs_model_create(&p);
+    assert_non_null(m);
+    assert_int_equal(rs_model_ensure(m, 0, 0), RS_OK);
+    float reg = p.regularization, eta = p.adagrad_rate;
+    double gp_sum = 0.0, gq_sum = 0.0;
+    for (int step = 0; step < 2; step++) {
+        float pu[K], qi[K];
+        memcpy(pu, rs_model_user_factors(m, 0), sizeof(pu));
+        memcpy(qi, rs_model_item_matrix(m), sizeof(qi));
+        float e = rs_model_update_rate(m, 0, 0, step ? 1.0f : 4.5f);
+        double mp = 0.0, mq = 0.0;
+        for (int f = 0; f < K; f++) {
+            double gp = e * qi[f] - reg * pu[f], gq = e * pu[f] - reg * qi[f];
+            mp += gp * gp / K;
+            mq += gq * gq / K;
+        }
+        gp_sum += mp;
+        gq_sum += mq;
+        double lp = eta / sqrt(gp_sum + 1e-4), lq = eta / sqrt(gq_sum + 1e-4);
+        for (int f = 0; f < K; f++) {
+            double np = pu[f] + lp * (e * qi[f] - reg * pu[f]);
+            double nq = qi[f] + lq * (e * pu[f] - reg * qi[f]);
+            assert_true(fabs(rs_model_user_factors(m, 0)[f] - np) < 1e-5);
+            assert_true(fabs(rs_model_item_matrix(m)[f] - nq) < 1e-5);
+        }
+        /* the first step is a full-size one: about eta per factor in RMS */
+        if (step == 0) {
+            double d = 0.0;
+            for (int f = 0; f < K; f++)
+                d += (rs_model_user_factors(m, 0)[f] - pu[f]) *
+                     (rs_model_user_factors(m, 0)[f] - pu[f]) / K;
+            assert_true(sqrt(d) > 0.9 * eta && sqrt(d) <= eta * 1.0001);
+        }
+    }
+    /* A play with no negatives steps at learning_rate (0.01), not AdaGrad's rate. */
+    p.negatives = 0;
+    struct rs_model *c = rs_model_create(&p);
+    assert_non_null(c);
+    assert_int_equal(rs_model_ensure(c, 0, 0), RS_OK);
+    float pu[K], qi[K];
+    memcpy(pu, rs_model_user_factors(c, 0), sizeof(pu));
+    memcpy(qi, rs_model_item_matrix(c), sizeof(qi));
+    float d = 0.0f;
+    for (int f = 0; f < K; f++)
+        d += pu[f] * qi[f];
+    float e = 1.0f - d, lr = p.learning_rate;
+    rs_model_update_play(c, 0, 0, 1.0f);
+    for (int f = 0; f < K; f++)
+        assert_true(fabsf(rs_model_user_factors(c, 0)[f] -
+                          (pu[f] + lr * (e * qi[f] - reg * pu[f]))) < 1e-5f);
+    rs_model_destroy(c);
+    rs_model_destroy(m);
+}
+
 static void feed(struct rs_model *m, uint64_t seed)
 {
     uint64_t s = seed;
@@ -339,10 +467,8 @@ static void feed(struct rs_model *m, uint64_t seed)
     }
 }
 
-static void test_same_seed_and_events_give_identical_bits(void **unused)
+static void same_seed_same_bits(struct rs_model_params p)
 {
-    (void)unused;
-    struct rs_model_params p = default_params();
     struct rs_model *a = rs_model_create(&p), *b = rs_model_create(&p);
     assert_non_null(a);
     assert_non_null(b);
@@ -366,6 +492,18 @@ static void test_same_seed_and_events_give_identical_bits(void **unused)
     rs_model_destroy(a);
     rs_model_destroy(b);
     rs_model_destroy(c);
+}
+
+static void test_same_seed_and_events_give_identical_bits(void **unused)
+{
+    (void)unused;
+    struct rs_model_params p = default_params();
+    same_seed_same_bits(p);
+    p.bias_prior = 5.0f;
+    p.adagrad_rate = 0.12f;
+    p.replay_ratio = 1.5f;
+    p.replay_size = 500;
+    same_seed_same_bits(p);
 }
 
 static void test_rejects_nan_and_off_scale_ratings(void **unused)
@@ -611,12 +749,8 @@ static void test_play_weight_scales_step(void **unused)
 }
 
 /* save -> load: same predictions now, and the same bits after more events of both kinds. */
-static void test_save_load_round_trip_continues_identically(void **unused)
+static void round_trip(struct rs_model_params p)
 {
-    (void)unused;
-    struct rs_model_params p = default_params();
-    p.replay_ratio = 1.5f;
-    p.replay_size = 700; /* wraps during feed */
     struct rs_model *a = rs_model_create(&p);
     assert_non_null(a);
     feed(a, 11);
@@ -656,11 +790,89 @@ static void test_save_load_round_trip_continues_identically(void **unused)
     assert_true(pa->seed == pb->seed);
     assert_int_equal(pa->max_users, pb->max_users);
     assert_int_equal(pa->negatives, pb->negatives);
+    assert_true(pa->bias_prior == pb->bias_prior);
+    assert_true(pa->adagrad_rate == pb->adagrad_rate);
     state_free(&sa);
     state_free(&sb);
     rs_model_destroy(a);
     rs_model_destroy(b);
     free(mm.buf);
+}
+
+static void test_save_load_round_trip_continues_identically(void **unused)
+{
+    (void)unused;
+    struct rs_model_params p = default_params();
+    p.replay_ratio = 1.5f;
+    p.replay_size = 700; /* wraps during feed */
+    round_trip(p);
+    /* the per-row AdaGrad sums and rating counts are state too */
+    p.bias_prior = 5.0f;
+    p.adagrad_rate = 0.12f;
+    round_trip(p);
+}
+
+/*
+ * Version 2 (before bias_prior, adagrad_rate and the row stats) still loads,
+ * with both off, and continues exactly as the model that wrote it. The
+ * version-2 bytes are made from a version-3 save by cutting out what version
+ * 3 added: the two parameters after replay_size and the two row-stat blocks.
+ */
+static void test_loads_format_2(void **unused)
+{
+    (void)unused;
+    struct rs_model_params p = default_params();
+    p.replay_ratio = 1.5f;
+    p.replay_size = 700;
+    struct rs_model *a = rs_model_create(&p);
+    assert_non_null(a);
+    feed(a, 21);
+    rs_model_forget_user(a, 5);
+    struct mem v3 = {0}, v2 = {0};
+    struct rs_writer w3 = {mem_write, &v3};
+    assert_int_equal(rs_model_save(a, &w3), RS_OK);
+    size_t nu = rs_model_users(a), ni = rs_model_items(a), k = (size_t)p.factors;
+    size_t params_end = 56, fixed = 100; /* bytes: version + parameters, then counters */
+    size_t users = nu * (k * 4 + 4 + 24), items = ni * (k * 4 + 4);
+    uint32_t two = 2;
+    size_t at = params_end + 8;
+    assert_int_equal(mem_write(&v2, &two, 4), RS_OK);
+    assert_int_equal(mem_write(&v2, v3.buf + 4, params_end - 4), RS_OK);
+    assert_int_equal(mem_write(&v2, v3.buf + at, fixed + users), RS_OK);
+    at += fixed + users + nu * 8;
+    assert_int_equal(mem_write(&v2, v3.buf + at, items), RS_OK);
+    at += items + ni * 8;
+    assert_int_equal(mem_write(&v2, v3.buf + at, v3.len - at), RS_OK);
+    assert_true(v2.len == v3.len - 8 - (nu + ni) * 8);
+
+    struct rs_reader r = {mem_read, mem_remaining, &v2};
+    rs_err_t err = RS_EIO;
+    struct rs_model *b = rs_model_load(&r, &err);
+    assert_int_equal(err, RS_OK);
+    assert_non_null(b);
+    assert_int_equal(mem_remaining(&v2), 0);
+    assert_true(rs_model_get_params(b)->bias_prior == 0.0f);
+    assert_true(rs_model_get_params(b)->adagrad_rate == 0.0f);
+    feed(a, 22);
+    feed(b, 22);
+    struct state sa, sb;
+    state_take(a, &sa);
+    state_take(b, &sb);
+    assert_state_equal(&sa, &sb);
+
+    /* A version this build does not know is refused. */
+    uint32_t four = 4;
+    memcpy(v3.buf, &four, 4);
+    struct mem t = {v3.buf, v3.len, v3.len, 0};
+    struct rs_reader r4 = {mem_read, mem_remaining, &t};
+    assert_null(rs_model_load(&r4, &err));
+    assert_int_equal(err, RS_ECORRUPT);
+    state_free(&sa);
+    state_free(&sb);
+    rs_model_destroy(a);
+    rs_model_destroy(b);
+    free(v3.buf);
+    free(v2.buf);
 }
 
 /* Every truncation fails cleanly; bit flips either fail or give a usable model. */
@@ -788,52 +1000,72 @@ static void test_replay_is_deterministic_and_bounded(void **unused)
     rs_model_destroy(c);
 }
 
+/* Planted rank-3 matrix, 300 x 200, 30000 ratings streamed once in random order. */
+enum { PL_NU = 300, PL_NI = 200, PL_R = 3, PL_N = 30000 };
+static float planted_U[PL_NU][PL_R], planted_V[PL_NI][PL_R];
+
+static float planted(uint32_t u, uint32_t i)
+{
+    float v = 3.0f;
+    for (int r = 0; r < PL_R; r++)
+        v += planted_U[u][r] * planted_V[i][r];
+    return v < 1.0f ? 1.0f : v > 5.0f ? 5.0f : v;
+}
+
+/* RMSE over the whole planted matrix after one pass with params p. */
+static double single_pass_rmse(struct rs_model_params p)
+{
+    uint64_t s = 17;
+    for (int u = 0; u < PL_NU; u++)
+        for (int r = 0; r < PL_R; r++)
+            planted_U[u][r] = (float)(0.7 * tnormal(&s));
+    for (int i = 0; i < PL_NI; i++)
+        for (int r = 0; r < PL_R; r++)
+            planted_V[i][r] = (float)(0.7 * tnormal(&s));
+    struct rs_model *m = rs_model_create(&p);
+    assert_non_null(m);
+    assert_int_equal(rs_model_ensure(m, PL_NU - 1, PL_NI - 1), RS_OK);
+    uint64_t t = 99;
+    for (int n = 0; n < PL_N; n++) {
+        uint32_t u = (uint32_t)(trng(&t) % PL_NU), i = (uint32_t)(trng(&t) % PL_NI);
+        rs_model_update_rate(m, u, i, planted(u, i));
+    }
+    double se = 0.0;
+    for (uint32_t u = 0; u < PL_NU; u++)
+        for (uint32_t i = 0; i < PL_NI; i++) {
+            double d = rs_model_predict(m, u, i) - planted(u, i);
+            se += d * d;
+        }
+    rs_model_destroy(m);
+    return sqrt(se / (PL_NU * PL_NI));
+}
+
 /* Streaming with replay reaches a multi-epoch fit in one pass over a planted matrix. */
 static void test_replay_improves_a_single_pass(void **unused)
 {
     (void)unused;
-    enum { NU = 300, NI = 200, R = 3, N = 30000 };
-    static float U[NU][R], V[NI][R];
-    uint64_t s = 17;
-    for (int u = 0; u < NU; u++)
-        for (int r = 0; r < R; r++)
-            U[u][r] = (float)(0.7 * tnormal(&s));
-    for (int i = 0; i < NI; i++)
-        for (int r = 0; r < R; r++)
-            V[i][r] = (float)(0.7 * tnormal(&s));
-    double rmse[2];
-    for (int with = 0; with < 2; with++) {
-        struct rs_model_params p = default_params();
-        p.learning_rate = 0.02f;
-        p.replay_ratio = with ? 3.0f : 0.0f;
-        p.replay_size = with ? 20000 : 0;
-        struct rs_model *m = rs_model_create(&p);
-        assert_non_null(m);
-        assert_int_equal(rs_model_ensure(m, NU - 1, NI - 1), RS_OK);
-        uint64_t t = 99;
-        for (int n = 0; n < N; n++) {
-            uint32_t u = (uint32_t)(trng(&t) % NU), i = (uint32_t)(trng(&t) % NI);
-            float v = 3.0f;
-            for (int r = 0; r < R; r++)
-                v += U[u][r] * V[i][r];
-            v = v < 1.0f ? 1.0f : v > 5.0f ? 5.0f : v;
-            rs_model_update_rate(m, u, i, v);
-        }
-        double se = 0.0;
-        for (uint32_t u = 0; u < NU; u++)
-            for (uint32_t i = 0; i < NI; i++) {
-                float v = 3.0f;
-                for (int r = 0; r < R; r++)
-                    v += U[u][r] * V[i][r];
-                v = v < 1.0f ? 1.0f : v > 5.0f ? 5.0f : v;
-                double d = rs_model_predict(m, u, i) - v;
-                se += d * d;
-            }
-        rmse[with] = sqrt(se / (NU * NI));
-        rs_model_destroy(m);
-    }
-    print_message("single pass RMSE: %.4f without replay, %.4f with\n", rmse[0], rmse[1]);
-    assert_true(rmse[1] < 0.9 * rmse[0]);
+    struct rs_model_params p = default_params();
+    p.learning_rate = 0.02f;
+    double without = single_pass_rmse(p);
+    p.replay_ratio = 3.0f;
+    p.replay_size = 20000;
+    double with = single_pass_rmse(p);
+    print_message("single pass RMSE: %.4f without replay, %.4f with\n", without, with);
+    assert_true(with < 0.9 * without);
+}
+
+/* The adaptive rates (bias_prior, adagrad_rate) learn more in one pass than constant ones. */
+static void test_adaptive_rates_improve_a_single_pass(void **unused)
+{
+    (void)unused;
+    struct rs_model_params p = default_params();
+    p.learning_rate = 0.02f;
+    double constant = single_pass_rmse(p);
+    p.bias_prior = 5.0f;
+    p.adagrad_rate = 0.12f;
+    double adaptive = single_pass_rmse(p);
+    print_message("single pass RMSE: %.4f constant, %.4f adaptive\n", constant, adaptive);
+    assert_true(adaptive < 0.9 * constant);
 }
 
 int main(void)
@@ -853,9 +1085,13 @@ int main(void)
         cmocka_unit_test(test_negative_never_hits_played_item),
         cmocka_unit_test(test_play_weight_scales_step),
         cmocka_unit_test(test_save_load_round_trip_continues_identically),
+        cmocka_unit_test(test_loads_format_2),
+        cmocka_unit_test(test_bias_prior_rates_by_hand),
+        cmocka_unit_test(test_adagrad_steps_by_hand),
         cmocka_unit_test(test_eviction_follows_recency_and_redraws_rows),
         cmocka_unit_test(test_replay_is_deterministic_and_bounded),
         cmocka_unit_test(test_replay_improves_a_single_pass),
+        cmocka_unit_test(test_adaptive_rates_improve_a_single_pass),
         cmocka_unit_test(test_load_rejects_truncated_and_corrupt_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
