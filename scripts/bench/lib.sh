@@ -21,7 +21,7 @@ BENCH_BROKERS="127.0.0.1:$BENCH_KAFKA_PORT"
 export RS_KAFKA_HOME="${BENCH_KAFKA_HOME:-$ROOT/.kafka-bench}"
 # Every contender gets one core: OpenBLAS, OpenMP (implicit) and numpy alike.
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-BENCH_TMP="$(mktemp -d -t recstream-bench.XXXXXX)"
+BENCH_TMP="$(mkdir -p "$OUT" && mktemp -d "$OUT/tmp.XXXXXX")"
 BENCH_STARTED_REDIS=0 BENCH_STARTED_KAFKA=0
 mkdir -p "$OUT"
 
