@@ -23,7 +23,7 @@ static void usage(FILE *out)
         "usage: recstream eval [-c FILE] --input PATH [--folds K] [--epochs E]\n"
         "                      [--seed S] [--export-folds DIR] [--json]\n"
         "       recstream eval [-c FILE] --prequential --input PATH [--top-n N]\n"
-        "                      [--model M] [--json]\n"
+        "                      [--model M] [--window W] [--rank-every R] [--json]\n"
         "       (both: [--implicit-threshold V] [--set section.key=value]...)\n"
         "\n"
         "Cross-validation (the default): the ratings are shuffled with the seed and\n"
@@ -56,6 +56,10 @@ static void usage(FILE *out)
         "      --top-n N              list length for recall/NDCG; 0: skip ranking\n"
         "                             (default 20)\n"
         "      --model M              default, mf, neighbors, isgd or popularity\n"
+        "      --window W             also print the figures of every W events\n"
+        "                             replayed (recall over the stream)\n"
+        "      --rank-every R         rank for one eligible event in R (the same\n"
+        "                             events for every model); all are learnt\n"
         "      --implicit-threshold V ratings >= V become plays, others are dropped\n"
         "      --set S.K=V            override one configuration key\n"
         "      --json                 print one JSON object\n"
@@ -105,17 +109,34 @@ static void print_cv(const struct rs_eval_cv *cv, const struct rs_eval_data *d,
 }
 
 static void print_preq(const struct rs_eval_preq *r, const char *model, int top_n,
-                       int json)
+                       const struct rs_eval_preq_opts *opts, int json)
 {
     if (json) {
         printf("{\"mode\":\"prequential\",\"model\":\"%s\",\"top_n\":%d,", model, top_n);
         json_num("rmse", r->rmse, 1);
         json_num("recall", r->recall, 1);
         json_num("ndcg", r->ndcg, 1);
-        printf("\"n\":%llu,\"n_rated\":%llu,\"n_ranked\":%llu,", (unsigned long long)r->n,
-               (unsigned long long)r->n_rated, (unsigned long long)r->n_ranked);
+        printf("\"n\":%llu,\"n_rated\":%llu,\"n_ranked\":%llu,\"n_eligible\":%llu,"
+               "\"rank_every\":%u,",
+               (unsigned long long)r->n, (unsigned long long)r->n_rated,
+               (unsigned long long)r->n_ranked, (unsigned long long)r->n_eligible,
+               opts->rank_every);
         json_num("seconds", r->seconds, 1);
-        json_num("events_per_second", r->events_per_second, 0);
+        json_num("events_per_second", r->events_per_second, r->n_series > 0);
+        if (r->n_series > 0) {
+            printf("\"window\":%llu,\"series\":[", (unsigned long long)opts->window);
+            for (size_t w = 0; w < r->n_series; w++) {
+                const struct rs_eval_window *x = &r->series[w];
+                printf("{\"end\":%llu,\"n_rated\":%llu,\"n_ranked\":%llu,",
+                       (unsigned long long)x->end, (unsigned long long)x->n_rated,
+                       (unsigned long long)x->n_ranked);
+                json_num("rmse", x->rmse, 1);
+                json_num("recall", x->recall, 1);
+                json_num("ndcg", x->ndcg, 0);
+                printf("}%s", w + 1 < r->n_series ? "," : "");
+            }
+            printf("]");
+        }
         printf("}\n");
         return;
     }
@@ -128,6 +149,16 @@ static void print_preq(const struct rs_eval_preq *r, const char *model, int top_
         printf("  recall@%-4d %.4f over %llu events\n", top_n, r->recall,
                (unsigned long long)r->n_ranked);
         printf("  NDCG@%-6d %.4f\n", top_n, r->ndcg);
+    }
+    if (r->n_series > 0) {
+        printf("%12s %8s %8s %8s %10s %8s\n", "events", "rated", "RMSE", "ranked",
+               "recall", "NDCG");
+        for (size_t w = 0; w < r->n_series; w++) {
+            const struct rs_eval_window *x = &r->series[w];
+            printf("%12llu %8llu %8.4f %8llu %10.4f %8.4f\n", (unsigned long long)x->end,
+                   (unsigned long long)x->n_rated, x->rmse,
+                   (unsigned long long)x->n_ranked, x->recall, x->ndcg);
+        }
     }
 }
 
@@ -148,6 +179,8 @@ static void bad_value(int opt, const char *arg)
             : opt == 'S' ? "seed"
             : opt == 'n' ? "top-n"
             : opt == 'm' ? "model"
+            : opt == 'w' ? "window"
+            : opt == 'r' ? "rank-every"
                          : "implicit-threshold",
             arg);
 }
@@ -164,6 +197,8 @@ int rs_cmd_eval(int argc, char **argv)
         {"prequential", no_argument, NULL, 'p'},
         {"top-n", required_argument, NULL, 'n'},
         {"model", required_argument, NULL, 'm'},
+        {"window", required_argument, NULL, 'w'},
+        {"rank-every", required_argument, NULL, 'r'},
         {"implicit-threshold", required_argument, NULL, 't'},
         {"set", required_argument, NULL, 's'},
         {"json", no_argument, NULL, 'j'},
@@ -172,7 +207,7 @@ int rs_cmd_eval(int argc, char **argv)
     };
     struct rs_cli_conf_opts copts = {0};
     const char *input = NULL, *export_dir = NULL, *model_name = "default";
-    long folds = 5, epochs = 20, top_n = 20;
+    long folds = 5, epochs = 20, top_n = 20, window = 0, rank_every = 1;
     double threshold = 0.0;
     int json = 0, preq = 0, have_seed = 0, opt, rc = RS_EXIT_USAGE;
     unsigned long long seed = 0;
@@ -215,6 +250,18 @@ int rs_cmd_eval(int argc, char **argv)
                 goto out;
             }
             break;
+        case 'w':
+            if (parse_int(optarg, 1, 1000000000L, &window)) {
+                bad_value(opt, optarg);
+                goto out;
+            }
+            break;
+        case 'r':
+            if (parse_int(optarg, 1, 1000000, &rank_every)) {
+                bad_value(opt, optarg);
+                goto out;
+            }
+            break;
         case 'm':
             model_name = optarg;
             if (strcmp(optarg, "default") == 0 || strcmp(optarg, "neighbors") == 0 ||
@@ -252,6 +299,10 @@ int rs_cmd_eval(int argc, char **argv)
         usage(stderr);
         goto out;
     }
+    if (!preq && (window > 0 || rank_every != 1)) {
+        fprintf(stderr, "recstream eval: --window and --rank-every need --prequential\n");
+        goto out;
+    }
     if ((conf = rs_cli_load_config(&copts)) == NULL) goto out;
 
     rs_pipeline_model_params(conf, &mp);
@@ -269,6 +320,7 @@ int rs_cmd_eval(int argc, char **argv)
                 (unsigned long long)d.bad_records);
     if (preq) {
         struct rs_eval_preq r;
+        struct rs_eval_preq_opts po = {(uint64_t)window, (uint32_t)rank_every};
         rs_err_t err;
         int via_pipeline = top_n > 0 && (strcmp(model_name, "default") == 0 ||
                                          strcmp(model_name, "neighbors") == 0);
@@ -280,16 +332,19 @@ int rs_cmd_eval(int argc, char **argv)
             if (strcmp(model_name, "neighbors") == 0) w = (struct rs_rank_weights){0, 1, 0};
             snprintf(set, sizeof(set), "ranking.top_n=%ld", top_n);
             rs_config_set(conf, set, errstr, sizeof(errstr));
-            err = rs_eval_prequential_pipeline(&d, conf, &w, &r, errstr, sizeof(errstr));
+            err = rs_eval_prequential_pipeline(&d, conf, &w, &po, &r, errstr,
+                                               sizeof(errstr));
         } else {
-            err = rs_eval_prequential(&d, &mp, model, (int)top_n, conf->neighbors_half_life_s,
-                                      &r, errstr, sizeof(errstr));
+            err = rs_eval_prequential(&d, &mp, model, (int)top_n,
+                                      conf->neighbors_half_life_s, &po, &r, errstr,
+                                      sizeof(errstr));
         }
         if (err != RS_OK) {
             fprintf(stderr, "recstream eval: %s\n", errstr);
             goto out;
         }
-        print_preq(&r, model_name, (int)top_n, json);
+        print_preq(&r, model_name, (int)top_n, &po, json);
+        rs_eval_preq_free(&r);
     } else {
         struct rs_eval_cv *cv = malloc(sizeof(*cv));
         if (cv == NULL) {

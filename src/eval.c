@@ -334,6 +334,110 @@ out:
 
 /* ---- prequential ---- */
 
+/* Running sums of a replay: over everything, and over the current window. */
+struct tally {
+    double se, hits, gain;
+    uint64_t rated, ranked;
+};
+
+struct preq_acc {
+    struct tally all, win;
+    uint64_t window, rank_every, eligible, last_end;
+    struct rs_eval_window *series;
+    size_t n_series, cap;
+};
+
+static void acc_init(struct preq_acc *a, const struct rs_eval_preq_opts *opts)
+{
+    memset(a, 0, sizeof(*a));
+    a->window = opts != NULL ? opts->window : 0;
+    a->rank_every = opts != NULL && opts->rank_every > 1 ? opts->rank_every : 1;
+}
+
+/* An eligible event: whether it is one of those ranked for. */
+static int acc_take(struct preq_acc *a)
+{
+    return a->eligible++ % a->rank_every == 0;
+}
+
+static void acc_rated(struct preq_acc *a, double dlt)
+{
+    a->all.se += dlt * dlt;
+    a->win.se += dlt * dlt;
+    a->all.rated++;
+    a->win.rated++;
+}
+
+/* A ranked event whose item came at 0-based position rank ((size_t)-1: absent). */
+static void acc_ranked(struct preq_acc *a, size_t rank, int top_n)
+{
+    if (rank < (size_t)top_n) {
+        double g = 1.0 / log2((double)rank + 2.0);
+        a->all.hits += 1.0;
+        a->win.hits += 1.0;
+        a->all.gain += g;
+        a->win.gain += g;
+    }
+    a->all.ranked++;
+    a->win.ranked++;
+}
+
+static void tally_figures(const struct tally *t, double *rmse, double *recall,
+                          double *ndcg)
+{
+    *rmse = t->rated ? sqrt(t->se / (double)t->rated) : NAN;
+    *recall = t->ranked ? t->hits / (double)t->ranked : NAN;
+    *ndcg = t->ranked ? t->gain / (double)t->ranked : NAN;
+}
+
+static rs_err_t acc_close_window(struct preq_acc *a, uint64_t end)
+{
+    if (a->n_series == a->cap) {
+        size_t ncap = a->cap ? a->cap * 2 : 64;
+        struct rs_eval_window *ns = realloc(a->series, ncap * sizeof(*ns));
+        if (ns == NULL) return RS_ENOMEM;
+        a->series = ns;
+        a->cap = ncap;
+    }
+    struct rs_eval_window *w = &a->series[a->n_series++];
+    w->end = end;
+    w->n_rated = a->win.rated;
+    w->n_ranked = a->win.ranked;
+    tally_figures(&a->win, &w->rmse, &w->recall, &w->ndcg);
+    memset(&a->win, 0, sizeof(a->win));
+    a->last_end = end;
+    return RS_OK;
+}
+
+/* After the n-th event: closes the window that ends there. */
+static rs_err_t acc_step(struct preq_acc *a, uint64_t n)
+{
+    return a->window > 0 && n % a->window == 0 ? acc_close_window(a, n) : RS_OK;
+}
+
+/* The totals into out, the last partial window closed; the series moves to out. */
+static rs_err_t acc_finish(struct preq_acc *a, uint64_t n, struct rs_eval_preq *out)
+{
+    if (a->window > 0 && n > a->last_end && acc_close_window(a, n) != RS_OK)
+        return RS_ENOMEM;
+    out->n_rated = a->all.rated;
+    out->n_ranked = a->all.ranked;
+    out->n_eligible = a->eligible;
+    tally_figures(&a->all, &out->rmse, &out->recall, &out->ndcg);
+    out->series = a->series;
+    out->n_series = a->n_series;
+    a->series = NULL;
+    return RS_OK;
+}
+
+void rs_eval_preq_free(struct rs_eval_preq *out)
+{
+    if (out == NULL) return;
+    free(out->series);
+    out->series = NULL;
+    out->n_series = 0;
+}
+
 /* Plain positive-only incremental SGD (Vinagre et al. 2014): p.q -> 1 per event. */
 struct isgd {
     int k;
@@ -377,6 +481,7 @@ static size_t rank_of(float *scores, const float *eligible, uint32_t n_items,
 rs_err_t rs_eval_prequential(const struct rs_eval_data *d,
                              const struct rs_model_params *params,
                              enum rs_eval_model model, int top_n, double half_life_s,
+                             const struct rs_eval_preq_opts *opts,
                              struct rs_eval_preq *out, char *errstr, size_t errstr_size)
 {
     uint32_t n_users = rs_idmap_span(d->users), n_items = rs_idmap_span(d->items);
@@ -388,10 +493,11 @@ rs_err_t rs_eval_prequential(const struct rs_eval_data *d,
     float *scores = malloc(((size_t)n_items + 1) * sizeof(float));
     float *eligible = malloc(((size_t)n_items + 1) * sizeof(float));
     struct rs_progress pg;
-    double se = 0.0, hits = 0.0, gain = 0.0;
+    struct preq_acc acc;
     rs_err_t err = RS_OK;
 
     memset(out, 0, sizeof(*out));
+    acc_init(&acc, opts);
     if (hist == NULL || scores == NULL || eligible == NULL) {
         err = RS_ENOMEM;
         goto out;
@@ -439,12 +545,10 @@ rs_err_t rs_eval_prequential(const struct rs_eval_data *d,
         const uint32_t *h = rs_history_items(hist, x->u, &hn);
 
         /* Test. */
-        if (!x->play && m != NULL) {
-            double dlt = (double)rs_model_predict(m, x->u, x->i) - (double)x->value;
-            se += dlt * dlt;
-            out->n_rated++;
-        }
-        if (top_n > 0 && hn > 0 && !rs_history_contains(hist, x->u, x->i)) {
+        if (!x->play && m != NULL)
+            acc_rated(&acc, (double)rs_model_predict(m, x->u, x->i) - (double)x->value);
+        if (top_n > 0 && hn > 0 && !rs_history_contains(hist, x->u, x->i) &&
+            acc_take(&acc)) {
             size_t rank = (size_t)-1;
             if (eligible[x->i] == 0.0f) {
                 if (m != NULL) {
@@ -466,11 +570,7 @@ rs_err_t rs_eval_prequential(const struct rs_eval_data *d,
                 }
                 rank = rank_of(scores, eligible, n_items, h, hn, x->i);
             }
-            if (rank < (size_t)top_n) {
-                hits += 1.0;
-                gain += 1.0 / log2((double)rank + 2.0);
-            }
-            out->n_ranked++;
+            acc_ranked(&acc, rank, top_n);
         }
 
         /* Train. */
@@ -498,16 +598,16 @@ rs_err_t rs_eval_prequential(const struct rs_eval_data *d,
         }
         eligible[x->i] = 0.0f;
         out->n++;
+        if ((err = acc_step(&acc, out->n))) goto out;
         if ((a & 1023) == 0) rs_progress_update(&pg, a, d->n, a);
     }
     out->seconds = secs_since(t0);
     rs_progress_end(&pg);
     out->events_per_second = out->seconds > 0 ? (double)out->n / out->seconds : 0.0;
-    out->rmse = out->n_rated ? sqrt(se / (double)out->n_rated) : NAN;
-    out->recall = out->n_ranked ? hits / (double)out->n_ranked : NAN;
-    out->ndcg = out->n_ranked ? gain / (double)out->n_ranked : NAN;
+    err = acc_finish(&acc, out->n, out);
 out:
     if (err == RS_ENOMEM) snprintf(errstr, errstr_size, "out of memory");
+    free(acc.series);
     rs_model_destroy(m);
     rs_popularity_destroy(pop);
     rs_history_destroy(hist);
@@ -521,6 +621,7 @@ out:
 rs_err_t rs_eval_prequential_pipeline(const struct rs_eval_data *d,
                                       const struct rs_config *conf,
                                       const struct rs_rank_weights *w,
+                                      const struct rs_eval_preq_opts *opts,
                                       struct rs_eval_preq *out, char *errstr,
                                       size_t errstr_size)
 {
@@ -529,11 +630,12 @@ rs_err_t rs_eval_prequential_pipeline(const struct rs_eval_data *d,
     struct rs_rec *recs = calloc((size_t)conf->top_n, sizeof(*recs));
     struct rs_progress pg;
     struct rs_event ev;
-    double se = 0.0, hits = 0.0, gain = 0.0;
+    struct preq_acc acc;
     rs_err_t err = RS_OK;
     uint64_t t0;
 
     memset(out, 0, sizeof(*out));
+    acc_init(&acc, opts);
     if (p == NULL || hist == NULL || recs == NULL) {
         if (p != NULL) snprintf(errstr, errstr_size, "out of memory");
         err = RS_ENOMEM;
@@ -553,26 +655,19 @@ rs_err_t rs_eval_prequential_pipeline(const struct rs_eval_data *d,
         rs_idmap_find(rs_pipeline_users(p), uname, ulen, &pu);
         rs_idmap_find(rs_pipeline_items(p), iname, ilen, &pi);
         /* Test. */
-        if (!x->play) {
-            double dlt = (double)rs_model_predict(m, pu, pi) - (double)x->value;
-            se += dlt * dlt;
-            out->n_rated++;
-        }
+        if (!x->play)
+            acc_rated(&acc, (double)rs_model_predict(m, pu, pi) - (double)x->value);
         rs_history_items(hist, x->u, &hn);
-        if (conf->top_n > 0 && hn > 0 && !rs_history_contains(hist, x->u, x->i)) {
-            size_t n = 0;
+        if (conf->top_n > 0 && hn > 0 && !rs_history_contains(hist, x->u, x->i) &&
+            acc_take(&acc)) {
+            size_t n = 0, rank = (size_t)-1;
             if ((err = rs_pipeline_recommend_with(p, uname, ulen, w, recs, &n))) {
                 snprintf(errstr, errstr_size, "ranking: %s", rs_err_str(err));
                 goto out;
             }
-            for (size_t j = 0; j < n; j++) {
-                if (recs[j].item == pi) {
-                    hits += 1.0;
-                    gain += 1.0 / log2((double)j + 2.0);
-                    break;
-                }
-            }
-            out->n_ranked++;
+            for (size_t j = 0; j < n && rank == (size_t)-1; j++)
+                if (recs[j].item == pi) rank = j;
+            acc_ranked(&acc, rank, conf->top_n);
         }
         /* Train, exactly as the daemon applies an event. */
         ev.type = x->play ? RS_EVENT_PLAY : RS_EVENT_RATE;
@@ -597,16 +692,20 @@ rs_err_t rs_eval_prequential_pipeline(const struct rs_eval_data *d,
         /* Nothing is published: drain what waits so it stays bounded. */
         if (rs_pipeline_pending(p) > 100000) rs_pipeline_publish(p);
         out->n++;
+        if ((err = acc_step(&acc, out->n))) {
+            snprintf(errstr, errstr_size, "out of memory");
+            goto out;
+        }
         rs_progress_update(&pg, a + 1, d->n, a + 1);
     }
     rs_progress_end(&pg);
     out->seconds = (double)(rs_mono_ns() - t0) / 1e9;
     out->events_per_second = out->seconds > 0 ? (double)out->n / out->seconds : 0.0;
-    out->rmse = out->n_rated ? sqrt(se / (double)out->n_rated) : NAN;
-    out->recall = out->n_ranked ? hits / (double)out->n_ranked : NAN;
-    out->ndcg = out->n_ranked ? gain / (double)out->n_ranked : NAN;
+    if ((err = acc_finish(&acc, out->n, out)))
+        snprintf(errstr, errstr_size, "out of memory");
 
 out:
+    free(acc.series);
     free(recs);
     rs_history_destroy(hist);
     rs_pipeline_destroy(p);

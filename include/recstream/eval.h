@@ -77,26 +77,51 @@ enum rs_eval_model {
     RS_EVAL_POPULARITY,  /* time-decayed item counts */
 };
 
+/* The figures of one window of a prequential replay: events (end - window, end]. */
+struct rs_eval_window {
+    uint64_t end;        /* events replayed when the window closed */
+    uint64_t n_rated;    /* ratings predicted in the window */
+    uint64_t n_ranked;   /* events ranked for in the window */
+    double rmse;         /* NAN if none */
+    double recall, ndcg; /* NAN if none */
+};
+
+/* How a prequential replay is run and reported. */
+struct rs_eval_preq_opts {
+    uint64_t window;     /* > 0: figures per window of this many events (series) */
+    uint32_t rank_every; /* rank for one eligible event in this many (0 or 1: all) */
+};
+
 struct rs_eval_preq {
     double rmse;         /* over rating events predicted (NAN if none) */
     double recall, ndcg; /* over events ranked (NAN if none) */
     uint64_t n;          /* events replayed */
     uint64_t n_rated;    /* ratings predicted */
     uint64_t n_ranked;   /* events whose item was ranked for: known user, new item */
+    uint64_t n_eligible; /* events that could be ranked for (all with rank_every 1) */
     double seconds;
     double events_per_second;
+    struct rs_eval_window *series; /* one per window when opts->window > 0, owned */
+    size_t n_series;
 };
+
+/* Frees out->series; the rest of out stays readable. NULL is a no-op. */
+void rs_eval_preq_free(struct rs_eval_preq *out);
 
 /*
  * Prequential replay in the order of d (sort it first): for each event the
  * rating is predicted (rate events), and when top_n > 0 and the user has
  * history, the top_n items the user has not had yet are ranked and the hit
  * and its discounted gain counted; then the model learns the event.
- * half_life_s is the popularity baseline's decay.
+ * half_life_s is the popularity baseline's decay. opts (may be NULL) asks
+ * for per-window figures and for ranking only every n-th eligible event (the
+ * same events whatever the model, so runs compare); every event is learnt.
+ * Free out with rs_eval_preq_free.
  */
 rs_err_t rs_eval_prequential(const struct rs_eval_data *d,
                              const struct rs_model_params *params,
                              enum rs_eval_model model, int top_n, double half_life_s,
+                             const struct rs_eval_preq_opts *opts,
                              struct rs_eval_preq *out, char *errstr, size_t errstr_size);
 
 /*
@@ -106,11 +131,12 @@ rs_err_t rs_eval_prequential(const struct rs_eval_data *d,
  * recstream is served. An event counts as ranked by the same rule as above
  * (the user has history, the item is new to them) and is a hit when the item
  * is in the user's list of conf->top_n; the rating of a rate event is
- * predicted by the pipeline's model. conf is borrowed.
+ * predicted by the pipeline's model. conf is borrowed; opts as above.
  */
 rs_err_t rs_eval_prequential_pipeline(const struct rs_eval_data *d,
                                       const struct rs_config *conf,
                                       const struct rs_rank_weights *w,
+                                      const struct rs_eval_preq_opts *opts,
                                       struct rs_eval_preq *out, char *errstr,
                                       size_t errstr_size);
 

@@ -1,23 +1,35 @@
 #!/usr/bin/env python3
 """Regenerates docs/BENCHMARKS.md and docs/bench/*.png from scripts/bench/out.
 
-Each benchmark script leaves a markdown section (out/<name>.md) and, where it
-has numbers worth plotting, JSON lines (out/<name>.jsonl). This script puts
-the sections in a fixed order under a header naming the machine, the date,
-the commit and the time each benchmark took, and draws:
-  - throughput.png: events (or lists, users) per second of each component;
-  - freshness.png: the distribution of event-to-Redis latency (out/freshness-*.txt);
-  - recall.png: recall@20 over the stream for each model (out/recall-*.tsv).
+Each benchmark script leaves a fragment: out/<name>.md (its tables and exact
+commands, readable alone) and out/<name>.json (the same tables by id, single
+values by key, plot data). The prose lives in scripts/bench/templates/: one
+<name>.md per section plus header.md, with placeholders that this script
+fills in:
+  {{run.date}} {{run.machine}} ...  facts of this run (see run_values below)
+  {{model.accuracy}}                 a table of a fragment, by its id
+  {{model.svd_fit_ratio}}            a single value of a fragment
+  {{plot.recall}}                    a plot drawn here, as a markdown image
+  {{summary}}                        the headline rows of every fragment
+So numbers are never typed by hand and the explanations survive every run.
+A section whose fragment is missing keeps nothing stale: it says so, and a
+run that measured only some sections writes out/BENCHMARKS.md instead of the
+doc. Plots (matplotlib from scripts/bench/.venv):
+  throughput.png  events (lists, users) per second of each component and peer
+  recall.png      recall@20 over the stream for each model, per data set
+  freshness.png   distribution of event-to-Redis latency at each rate
+
+usage: report.py ROOT
 """
-import glob
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
 
-ORDER = ["model", "ranking", "snapshot", "publish", "ingest"]
+ORDER = ["model", "streaming", "ranking", "publish", "ingest", "snapshot", "memory"]
 
 
 def sh(*cmd):
@@ -28,154 +40,195 @@ def sh(*cmd):
 
 
 def machine():
-    cpu = ""
+    cpu, flags = "", ""
     for line in sh("lscpu").splitlines():
         if line.startswith("Model name:"):
             cpu = line.split(":", 1)[1].strip()
-    mem = sh("free", "-h").splitlines()
-    mem = mem[1].split()[1] if len(mem) > 1 else "?"
+        if line.startswith("Flags:"):
+            fl = line.split()
+            flags = ", ".join(f for f in ("avx2", "avx512f") if f in fl)
+    mem = "?"
+    for line in open("/proc/meminfo"):
+        if line.startswith("MemTotal:"):
+            mem = "%.0f GiB" % (int(line.split()[1]) / 1048576)
     osname = ""
     if os.path.exists("/etc/os-release"):
         for line in open("/etc/os-release"):
             if line.startswith("PRETTY_NAME="):
                 osname = line.split("=", 1)[1].strip().strip('"')
-    return "%s, %d cores, %s RAM, %s, %s" % (cpu, os.cpu_count(), mem, osname, platform.machine())
+    gcc = sh("gcc", "-dumpfullversion")
+    blas = sh("dpkg-query", "-W", "-f", "${Version}", "libopenblas0-pthread")
+    return "%s (%s cores%s), %s RAM, %s, Linux %s, gcc %s, OpenBLAS %s" % (
+        cpu, os.cpu_count(), "; " + flags if flags else "", mem, osname, platform.release(),
+        gcc or "?", blas or "?")
 
 
-def load_jsonl(path):
-    rows = []
-    if os.path.exists(path):
-        for line in open(path):
-            line = line.strip()
-            if line.startswith("{"):
-                try:
-                    rows.append(json.loads(line))
-                except ValueError:
-                    pass
-    return rows
+def fmt_secs(s):
+    return "%d min %02d s" % (s // 60, s % 60) if s >= 60 else "%d s" % s
 
 
-def plots(root, out, figdir):
+def run_values(root, out):
+    v = {"run.date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+         "run.machine": machine(),
+         "run.commit": sh("git", "-C", root, "rev-parse", "--short", "HEAD") or "?"}
+    run = {}
+    if os.path.exists(os.path.join(out, "run.json")):
+        run = json.load(open(os.path.join(out, "run.json")))
+    v["run.date"] = run.get("date", v["run.date"])
+    total = run.get("total_seconds")
+    v["run.duration"] = fmt_secs(total) if total is not None else "n/a (not run by scripts/bench/run)"
+    v["run.durations"] = ", ".join("%s %s" % (k, fmt_secs(s)) for k, s in run.get("durations", [])) or "n/a"
+    v["run.load"] = "%s at the start, %s at the end" % (run.get("load_start", "?"), run.get("load_end", "?"))
+    v["run.command"] = run.get("command", "scripts/bench/run")
+    return v
+
+
+def plots(out, figdir, frags):
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return []
-    made = []
-    # Throughput by component: every row that states a rate.
+        print("report: matplotlib missing (scripts/bench/venv.sh installs it): no plots", file=sys.stderr)
+        return {}
+    made = {}
+    colors = {"model": "#4477aa", "pipeline": "#66ccee", "ranking": "#228833", "redis": "#ccbb44",
+              "kafka": "#aa3377", "peer": "#ee6677", "ceiling": "#bbbbbb"}
     bars = []
     for name in ORDER:
-        for row in load_jsonl(os.path.join(out, name + ".jsonl")):
-            for key in ("events_per_second", "lists_per_second", "users_per_second"):
-                if key in row and row.get("plot", True):
-                    label = row.get("label") or "%s %s" % (name, row.get("pass") or row.get("format") or "")
-                    bars.append((label.strip(), float(row[key]), key.replace("_per_second", "/s")))
+        bars += frags.get(name, {}).get("plot", {}).get("throughput", [])
     if bars:
-        fig, ax = plt.subplots(figsize=(9, 0.35 * len(bars) + 1.2))
-        ax.barh([b[0] + " (" + b[2] + ")" for b in bars], [b[1] for b in bars], color="#4477aa")
+        fig, ax = plt.subplots(figsize=(10, 0.32 * len(bars) + 1.6))
+        ax.barh(range(len(bars)), [b["value"] for b in bars],
+                color=[colors.get(b["group"], "#999999") for b in bars])
+        ax.set_yticks(range(len(bars)))
+        ax.set_yticklabels([b["label"] for b in bars])
+        for i, b in enumerate(bars):
+            ax.text(b["value"], i, " %s %s" % (format(int(round(b["value"])), ","), b["unit"]),
+                    va="center", fontsize=7)
         ax.set_xscale("log")
-        ax.set_xlabel("per second (log scale)")
+        ax.set_xlim(right=max(b["value"] for b in bars) * 20)
+        ax.set_xlabel("per second, log scale (recstream blue/cyan/green/yellow/purple, peers red, ceilings grey)")
         ax.invert_yaxis()
-        ax.set_title("recstream throughput by component")
+        ax.tick_params(axis="y", labelsize=8)
+        ax.set_title("Throughput by component, one core each, same run")
         fig.tight_layout()
-        fig.savefig(os.path.join(figdir, "throughput.png"), dpi=110)
+        fig.savefig(os.path.join(figdir, "throughput.png"), dpi=100)
         plt.close(fig)
-        made.append(("Throughput by component", "bench/throughput.png"))
-    # Freshness distribution.
-    series = sorted(glob.glob(os.path.join(out, "freshness-*.txt")))
-    if series:
+        made["plot.throughput"] = ("Throughput by component", "bench/throughput.png")
+    rec = frags.get("streaming", {}).get("plot", {}).get("recall", {})
+    # One colour per contender across the panels.
+    palette = ["#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377", "#bbbbbb"]
+    names = []
+    for s in rec.values():
+        names += [m for m in s["models"] if m not in names]
+    model_color = {m: palette[i % len(palette)] for i, m in enumerate(names)}
+    if rec:
+        n = len(rec)
+        cols = 2 if n > 1 else 1
+        rows = (n + cols - 1) // cols
+        fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 3.6 * rows), squeeze=False)
+        for ax, (tag, s) in zip([a for r in axes for a in r], rec.items()):
+            for model, pts in s["models"].items():
+                pts = [p for p in pts if p[1] is not None]
+                if pts:
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], label=model,
+                            color=model_color[model],
+                            linewidth=2.2 if model.startswith("recstream (blend") else 1.2)
+            ax.set_title(s["title"], fontsize=9)
+            ax.set_xlabel("events replayed (windows of %s)" % format(s["window"], ","), fontsize=8)
+            ax.set_ylabel("recall@20 in the window", fontsize=8)
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=6)
+        for ax in [a for r in axes for a in r][n:]:
+            ax.axis("off")
+        fig.tight_layout()
+        fig.savefig(os.path.join(figdir, "recall.png"), dpi=100)
+        plt.close(fig)
+        made["plot.recall"] = ("Recall@20 over the stream", "bench/recall.png")
+    fresh = frags.get("publish", {}).get("plot", {}).get("freshness", {})
+    if fresh:
         fig, ax = plt.subplots(figsize=(8, 4))
-        for path in series:
-            vals = sorted(float(x) for x in open(path) if x.strip())
-            if not vals:
+        for rate, fname in sorted(fresh.items(), key=lambda kv: int(kv[0])):
+            p = os.path.join(out, fname)
+            if not os.path.exists(p):
                 continue
-            ys = [(i + 1) / len(vals) for i in range(len(vals))]
-            rate = os.path.basename(path)[len("freshness-"):-4]
-            ax.plot(vals, ys, label="%s events/s" % rate)
+            vals = sorted(float(x) for x in open(p) if x.strip())
+            if vals:
+                ax.plot(vals, [(i + 1) / len(vals) for i in range(len(vals))],
+                        label="%s events/s (%d probes)" % (format(int(rate), ","), len(vals)))
         ax.set_xscale("log")
-        ax.set_xlabel("event appended to Kafka -> list readable in Redis (ms, log scale)")
-        ax.set_ylabel("share of probes")
+        ax.set_xlabel("event appended to Kafka -> its list readable in Redis (ms, log scale)")
+        ax.set_ylabel("share of probes (CDF)")
         ax.grid(True, alpha=0.3)
         ax.legend()
         fig.tight_layout()
-        fig.savefig(os.path.join(figdir, "freshness.png"), dpi=110)
+        fig.savefig(os.path.join(figdir, "freshness.png"), dpi=100)
         plt.close(fig)
-        made.append(("Freshness distribution", "bench/freshness.png"))
-    # Recall over the stream.
-    curves = sorted(glob.glob(os.path.join(out, "recall-*.tsv")))
-    if curves:
-        fig, ax = plt.subplots(figsize=(8, 4))
-        for path in curves:
-            xs, ys = [], []
-            for line in open(path):
-                parts = line.split()
-                if len(parts) >= 2 and parts[0][0].isdigit():
-                    xs.append(float(parts[0]))
-                    ys.append(float(parts[1]))
-            ax.plot(xs, ys, label=os.path.basename(path)[len("recall-"):-4])
-        ax.set_xlabel("events replayed")
-        ax.set_ylabel("prequential recall@20 (moving window)")
-        ax.grid(True, alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(os.path.join(figdir, "recall.png"), dpi=110)
-        plt.close(fig)
-        made.append(("Recall@20 over the stream", "bench/recall.png"))
+        made["plot.freshness"] = ("Freshness distribution", "bench/freshness.png")
     return made
+
+
+def fill(text, values, missing):
+    def sub(m):
+        key = m.group(1)
+        if key in values:
+            return values[key]
+        missing.add(key)
+        return "(not measured in this run: %s)" % key
+    return re.sub(r"\{\{([a-z0-9_.\-]+)\}\}", sub, text)
 
 
 def main():
     root = sys.argv[1] if len(sys.argv) > 1 else "."
     out = os.path.join(root, "scripts", "bench", "out")
-    docs = os.path.join(root, "docs")
-    figdir = os.path.join(docs, "bench")
+    templates = os.path.join(root, "scripts", "bench", "templates")
+    figdir = os.path.join(root, "docs", "bench")
     os.makedirs(figdir, exist_ok=True)
-    durations = {}
-    if os.path.exists(os.path.join(out, "durations.txt")):
-        for line in open(os.path.join(out, "durations.txt")):
-            name, secs = line.split()
-            durations[name] = int(secs)
-    commit = sh("git", "-C", root, "rev-parse", "--short", "HEAD") or "?"
-    lines = [
-        "# Benchmarks",
-        "",
-        "Generated by `scripts/bench/run` (do not edit by hand; edit the scripts in",
-        "`scripts/bench/` and run it again). Every comparison is measured side by side in",
-        "the same run on the same machine; ratios to a peer or to a ceiling measured in",
-        "that run are the headline, absolute times are secondary. The machines are shared",
-        "and noisy: short timings are medians of several runs.",
-        "",
-        "- Date: %s" % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "- Machine: %s" % machine(),
-        "- Commit: `%s`" % commit,
-        "- Time per benchmark: %s" % (", ".join("%s %d s" % kv for kv in durations.items()) or "n/a"),
-        "",
-    ]
-    for name in ORDER + sorted(set(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(out, "*.md"))) - set(ORDER)):
-        path = os.path.join(out, name + ".md")
-        if os.path.exists(path):
-            lines.append(open(path).read().rstrip())
-            lines.append("")
-    made = plots(root, out, figdir)
-    if made:
-        lines.append("## Plots")
-        lines.append("")
-        for title, rel in made:
-            lines.append("### %s" % title)
-            lines.append("")
-            lines.append("![%s](%s)" % (title, rel))
-            lines.append("")
-    missing = [n for n in ORDER if not os.path.exists(os.path.join(out, n + ".md"))]
-    target = os.path.join(docs, "BENCHMARKS.md")
-    if missing:
-        # A partial run must not replace the sections it did not measure.
+    frags = {}
+    for name in ORDER:
+        p = os.path.join(out, name + ".json")
+        if os.path.exists(p):
+            frags[name] = json.load(open(p))
+    values = run_values(root, out)
+    for fr in frags.values():
+        values.update(fr["tables"])
+        values.update(fr["values"])
+    heads = [h for name in ORDER for h in frags.get(name, {}).get("headlines", [])]
+    values["summary"] = "\n".join(
+        ["| measure | recstream | peer or ceiling, same run | ratio |", "| --- | ---: | ---: | ---: |"] +
+        ["| %s |" % " | ".join(h) for h in heads])
+    partial = [n for n in ORDER if n not in frags]
+    target = os.path.join(root, "docs", "BENCHMARKS.md")
+    if partial:
         target = os.path.join(out, "BENCHMARKS.md")
-        print("sections missing (%s): report written to %s, docs/BENCHMARKS.md left as it is"
-              % (", ".join(missing), os.path.relpath(target, root)))
+        figdir = os.path.join(out, "bench")
+        os.makedirs(figdir, exist_ok=True)
+    for key, (title, rel) in plots(out, figdir, frags).items():
+        values[key] = "![%s](%s)" % (title, rel)
+    missing = set()
+    parts = [fill(open(os.path.join(templates, "header.md")).read(), values, missing)]
+    for name in ORDER:
+        tpl = os.path.join(templates, name + ".md")
+        if not os.path.exists(tpl):
+            if name in frags:
+                parts.append(open(os.path.join(out, name + ".md")).read())
+            continue
+        text = open(tpl).read()
+        if name not in frags:
+            first = text.splitlines()[0]
+            parts.append(first + "\n\nNot measured in this run (`scripts/bench/run %s`).\n" % name)
+            continue
+        parts.append(fill(text, values, missing))
     with open(target, "w") as f:
-        f.write("\n".join(lines).rstrip() + "\n")
-    print("wrote %s with %d plot(s)" % (os.path.relpath(target, root), len(made)))
+        f.write("\n".join(p.rstrip() + "\n" for p in parts))
+    if missing:
+        print("report: placeholders with no value: %s" % ", ".join(sorted(missing)), file=sys.stderr)
+    if partial:
+        print("report: sections not measured (%s): report written to %s, docs/BENCHMARKS.md left as it is"
+              % (", ".join(partial), os.path.relpath(target, root)))
+    else:
+        print("report: wrote %s and the plots in docs/bench/" % os.path.relpath(target, root))
 
 
 if __name__ == "__main__":

@@ -244,12 +244,66 @@ static void test_prequential_counts_hits_every_model_agrees_on(void **state)
     for (int m = 0; m < 3; m++) {
         struct rs_eval_preq r;
         assert_int_equal(
-            rs_eval_prequential(&d, &p, models[m], 1, 3600, &r, err, sizeof(err)), RS_OK);
+            rs_eval_prequential(&d, &p, models[m], 1, 3600, NULL, &r, err, sizeof(err)),
+            RS_OK);
         assert_int_equal(r.n, 6);
         assert_int_equal(r.n_ranked, 3);
         assert_true(fabs(r.recall - 2.0 / 3.0) < 1e-12);
         assert_true(fabs(r.ndcg - 2.0 / 3.0) < 1e-12);
         assert_true(isnan(r.rmse)); /* plays only */
+    }
+    rs_eval_data_free(&d);
+}
+
+/*
+ * Windows of 4 events over the three users of the test above, u3 moved to the end:
+ * windows close after events 4 and 6 (the last one partial); each window's figures
+ * add up to the totals. With rank_every 2 only the 1st and 3rd eligible events are
+ * ranked for, whatever the model.
+ */
+static void test_prequential_series_by_window_and_rank_every(void **state)
+{
+    (void)state;
+    const char *path = write_file("u.data", "u1\ta\t5\t1\n"
+                                            "u1\tb\t5\t2\n"
+                                            "u2\ta\t5\t3\n"
+                                            "u2\tb\t5\t4\n"
+                                            "u3\ta\t5\t5\n"
+                                            "u3\tb\t5\t6\n");
+    struct rs_eval_data d;
+    char err[256];
+    assert_int_equal(rs_eval_load(path, 5, 1, 5, &d, err, sizeof(err)), RS_OK);
+    rs_eval_sort_by_time(&d);
+    struct rs_model_params p = params();
+    const enum rs_eval_model models[] = {RS_EVAL_DEFAULT, RS_EVAL_ISGD,
+                                         RS_EVAL_POPULARITY};
+    for (int m = 0; m < 3; m++) {
+        struct rs_eval_preq r;
+        struct rs_eval_preq_opts o = {4, 1};
+        assert_int_equal(
+            rs_eval_prequential(&d, &p, models[m], 1, 3600, &o, &r, err, sizeof(err)),
+            RS_OK);
+        assert_int_equal(r.n_series, 2);
+        assert_int_equal(r.series[0].end, 4);
+        assert_int_equal(r.series[0].n_ranked, 2); /* u1's b (a miss), u2's b (a hit) */
+        assert_true(fabs(r.series[0].recall - 0.5) < 1e-12);
+        assert_int_equal(r.series[1].end, 6);
+        assert_int_equal(r.series[1].n_ranked, 1); /* u3's b, a hit */
+        assert_true(fabs(r.series[1].recall - 1.0) < 1e-12);
+        assert_true(isnan(r.series[1].rmse));
+        assert_int_equal(r.n_eligible, 3);
+        rs_eval_preq_free(&r);
+        assert_null(r.series);
+
+        o = (struct rs_eval_preq_opts){0, 2};
+        assert_int_equal(
+            rs_eval_prequential(&d, &p, models[m], 1, 3600, &o, &r, err, sizeof(err)),
+            RS_OK);
+        assert_int_equal(r.n_series, 0);
+        assert_int_equal(r.n_eligible, 3);
+        assert_int_equal(r.n_ranked, 2); /* u1's b (a miss) and u3's b (a hit) */
+        assert_true(fabs(r.recall - 0.5) < 1e-12);
+        rs_eval_preq_free(&r);
     }
     rs_eval_data_free(&d);
 }
@@ -272,7 +326,7 @@ static void test_prequential_rmse_of_a_constant_stream(void **state)
     struct rs_model_params p = params();
     struct rs_eval_preq r;
     assert_int_equal(
-        rs_eval_prequential(&d, &p, RS_EVAL_DEFAULT, 0, 3600, &r, err, sizeof(err)),
+        rs_eval_prequential(&d, &p, RS_EVAL_DEFAULT, 0, 3600, NULL, &r, err, sizeof(err)),
         RS_OK);
     assert_int_equal(r.n_rated, 400);
     assert_int_equal(r.n_ranked, 0);
@@ -291,6 +345,7 @@ int main(void)
         cmocka_unit_test(test_exported_folds_partition_the_ratings),
         cmocka_unit_test(test_prequential_counts_hits_every_model_agrees_on),
         cmocka_unit_test(test_prequential_rmse_of_a_constant_stream),
+        cmocka_unit_test(test_prequential_series_by_window_and_rank_every),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
