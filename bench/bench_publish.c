@@ -63,7 +63,9 @@ static double run_sink(struct rs_redis *sink, enum rs_list_format format,
             rs_listfmt_json(&blob, list, TOP_N, items);
         else if (format == RS_FORMAT_MSGPACK)
             rs_listfmt_msgpack(&blob, list, TOP_N, items);
-        for (int j = 0; j < TOP_N; j++) names[j] = rs_idmap_name(items, list[j].item, &lens[j]);
+        if (rs_redis_needs_names(sink)) /* as the pipeline does: only zset sends names */
+            for (int j = 0; j < TOP_N; j++)
+                names[j] = rs_idmap_name(items, list[j].item, &lens[j]);
         rs_redis_append_list(sink, name, (size_t)len, blob.data, blob.len, list, TOP_N, names,
                              lens);
         if ((u + 1) % BATCH == 0 && rs_redis_flush(sink) != RS_OK) {
