@@ -27,7 +27,10 @@
 #include "recstream/redis.h"
 #include "recstream/snapshot.h"
 
-#define CONSUME_BATCH 10000
+/* Messages applied between two publish steps at most (a few ms of work). */
+#define CONSUME_BATCH 2000
+/* Longest the loop blocks in Kafka's poll. */
+#define POLL_MAX_MS 100
 #define STATS_EVERY_NS (10ull * 1000000000ull)
 #define METRICS_EVERY_NS 1000000000ull
 #define SHUTDOWN_PUBLISH_NS (10ull * 1000000000ull) /* Redis may be down at exit */
@@ -367,9 +370,12 @@ int rs_cmd_run(int argc, char **argv)
 
     last_stats = ss.last_ns = rs_mono_ns();
     while (!stop_requested) {
-        int timeout = conf->publish_interval_ms < 100 ? conf->publish_interval_ms : 100;
-        rs_kafka_consume(kc, timeout, CONSUME_BATCH, handle_message, &ss);
-        if (rs_pipeline_publish_due(p)) rs_pipeline_publish(p);
+        /* Block in poll only until the next publish batch is due. */
+        int timeout = rs_pipeline_publish_wait_ms(p);
+        rs_kafka_consume(kc, timeout < POLL_MAX_MS ? timeout : POLL_MAX_MS, CONSUME_BATCH,
+                         handle_message, &ss);
+        if (rs_pipeline_publish_step(p) == RS_ENOMEM)
+            rs_error("publishing: out of memory; the lists stay pending");
         snapshot_reap(&ss, 0);
         if (snapshot_due(&ss)) snapshot_start(&ss);
         if (reload_requested) {
