@@ -102,6 +102,7 @@ static int handle_message(void *opaque, const struct rs_kafka_msg *msg)
 {
     struct snap_state *ss = opaque;
     rs_pipeline_handle(ss->p, msg->payload, msg->len, msg->ts_ms > 0 ? msg->ts_ms : 0);
+    if (msg->ts_ms > 0) rs_pipeline_note_event_lag(ss->p, msg->ts_ms);
     if (rs_pipeline_set_offset(ss->p, msg->topic, msg->partition, msg->offset + 1)) {
         /* The event is in the model but not its position: a snapshot now would
          * replay it after a restart. Stop without one; the last good snapshot

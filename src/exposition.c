@@ -97,9 +97,22 @@ rs_err_t rs_exposition_render(struct rs_buf *b, const struct rs_pipeline *p,
                       "Users dropped as idle or least recent (model.when_full, idle_user_ttl_s).",
                       (double)st->users_evicted);
     if (!err)
+        err = rs_metrics_histogram(b, "recstream_event_lag_seconds",
+                                   "Per event: from its Kafka timestamp to being applied.",
+                                   &ops->event_lag_seconds);
+    if (!err)
+        err = rs_metrics_histogram(b, "recstream_dirty_wait_seconds",
+                                   "Per batch of users: how long its oldest user waited "
+                                   "in the dirty set to be ranked.",
+                                   &ops->dirty_wait_seconds);
+    if (!err)
+        err = rs_metrics_histogram(b, "recstream_rank_seconds",
+                                   "Per batch of users: ranking and encoding their lists.",
+                                   &ops->rank_seconds);
+    if (!err)
         err = rs_metrics_histogram(b, "recstream_publish_duration_seconds",
-                                   "Time of a publish round: rank, render and write the "
-                                   "dirty users' lists.",
+                                   "Per batch: from being handed to the Redis writer to "
+                                   "Redis acknowledging every command in it.",
                                    &ops->publish_seconds);
     if (!err)
         err = rs_metrics_family(b, "recstream_snapshots_total", "counter",

@@ -41,8 +41,10 @@
 #define PUBLISH_SLOTS 8
 /* Longest a publish step ranks before returning to the consumer. */
 #define STEP_BUDGET_NS 4000000ull
-/* Similar-items lists written per publish at most. */
+/* Similar-items lists written per batch at most, and per second in the
+ * streaming path: user lists, whose freshness is the target, come first. */
 #define SIM_PER_PUBLISH 1024
+#define SIM_PER_SECOND 5000
 
 struct rs_pipeline {
     const struct rs_config *conf;
@@ -533,6 +535,8 @@ static int items_due(const struct rs_pipeline *p)
 static rs_err_t batch_users(struct rs_pipeline *p, struct rs_pub_batch *b)
 {
     int top_n = p->conf->top_n;
+    uint32_t waited_ms = rs_dirty_oldest_ms(p->dirty);
+    uint64_t t0 = rs_mono_ns();
     size_t n = rs_dirty_take(p->dirty, p->batch, RANK_BATCH);
     rs_err_t err;
 
@@ -543,6 +547,8 @@ static rs_err_t batch_users(struct rs_pipeline *p, struct rs_pub_batch *b)
         if ((err = batch_user(p, b, p->batch[j], p->recs + j * (size_t)top_n, p->counts[j])))
             goto requeue;
     p->meta_due = 1;
+    rs_histogram_observe(&p->ops.dirty_wait_seconds, (double)waited_ms / 1e3);
+    rs_histogram_observe(&p->ops.rank_seconds, (double)(rs_mono_ns() - t0) / 1e9);
     return RS_OK;
 
 requeue:
@@ -554,10 +560,10 @@ requeue:
     return err;
 }
 
-/* Similar-items lists of up to SIM_PER_PUBLISH changed items, rs:pop, rs:meta. */
-static rs_err_t batch_items(struct rs_pipeline *p, struct rs_pub_batch *b)
+/* Similar-items lists of up to max changed items, rs:pop, rs:meta. */
+static rs_err_t batch_items(struct rs_pipeline *p, struct rs_pub_batch *b, size_t max)
 {
-    size_t n = rs_neighbors_take_changed(p->neighbors, p->sim_items, SIM_PER_PUBLISH);
+    size_t n = rs_neighbors_take_changed(p->neighbors, p->sim_items, max);
     rs_err_t err = RS_OK;
 
     for (size_t j = 0; j < n && !err; j++) err = batch_sim(p, b, p->sim_items[j]);
@@ -596,7 +602,13 @@ static rs_err_t step(struct rs_pipeline *p, int force, uint64_t budget_ns)
         if (b->cmds.replies) rs_publisher_submit(p->pub, b);
     }
     if ((force ? items_pending(p) : items_due(p)) && (b = rs_publisher_acquire(p->pub))) {
-        if ((err = batch_items(p, b))) return err;
+        size_t sims = SIM_PER_PUBLISH;
+        if (!force) {
+            sims = (size_t)SIM_PER_SECOND * (size_t)p->conf->publish_interval_ms / 1000;
+            if (sims < 1) sims = 1;
+            if (sims > SIM_PER_PUBLISH) sims = SIM_PER_PUBLISH;
+        }
+        if ((err = batch_items(p, b, sims))) return err;
         rs_publisher_submit(p->pub, b);
     }
     return RS_OK;
@@ -652,19 +664,23 @@ int rs_pipeline_publish_wait_ms(const struct rs_pipeline *p)
 
 rs_err_t rs_pipeline_publish(struct rs_pipeline *p)
 {
+    uint64_t failures;
     rs_err_t err;
 
     if (!p->pub) {
         drain(p);
         return RS_OK;
     }
+    failures = rs_publisher_failures(p->pub);
     for (;;) {
         if ((err = step(p, 1, UINT64_MAX))) return err;
         if (rs_dirty_count(p->dirty) == 0 && !items_pending(p) &&
             p->forgotten.len == p->forgotten_sent && rs_publisher_in_flight(p->pub) == 0)
             return RS_OK;
-        if (rs_publisher_failing(p->pub)) {
+        if (rs_publisher_failures(p->pub) != failures) {
+            /* An attempt failed during this call: the writer keeps retrying. */
             char why[256];
+            reap(p); /* the failed attempts into publish_errors */
             rs_publisher_errstr(p->pub, why, sizeof(why));
             rs_warn("publishing: %s; %zu lists wait for Redis", why, rs_pipeline_dirty(p));
             return RS_EREDIS;
@@ -1153,6 +1169,12 @@ rs_err_t rs_pipeline_snapshot_load(void *ctx, const struct rs_snapshot *snap, ch
 done:
     rs_pipeline_destroy(to);
     return err;
+}
+
+void rs_pipeline_note_event_lag(struct rs_pipeline *p, int64_t at_ms)
+{
+    int64_t lag = rs_now_ms() - at_ms;
+    rs_histogram_observe(&p->ops.event_lag_seconds, lag > 0 ? (double)lag / 1e3 : 0.0);
 }
 
 void rs_pipeline_note_snapshot(struct rs_pipeline *p, int ok, int64_t at_ms, uint64_t fork_ns)

@@ -200,11 +200,14 @@ void rs_publisher_release(struct rs_publisher *pub, struct rs_pub_batch *b)
 int rs_publisher_wait(struct rs_publisher *pub, int timeout_ms)
 {
     struct timespec ts;
+    uint64_t failures;
     int ready;
 
     deadline_in(&ts, timeout_ms);
     pthread_mutex_lock(&pub->mu);
-    while (pub->reaped == pub->written && pub->written < pub->submitted && !pub->failing &&
+    failures = pub->failures;
+    while (pub->reaped == pub->written && pub->written < pub->submitted &&
+           pub->failures == failures &&
            pthread_cond_timedwait(&pub->done, &pub->mu, &ts) == 0) {
     }
     ready = pub->reaped < pub->written;

@@ -39,7 +39,11 @@ struct rs_pipeline_stats {
 
 /* Operational facts of this process (not saved in snapshots), for /metrics. */
 struct rs_pipeline_ops {
-    struct rs_histogram publish_seconds; /* one observation per publish round */
+    /* Where an event's freshness goes, stage by stage (one observation each): */
+    struct rs_histogram event_lag_seconds;  /* per event: Kafka timestamp to applied */
+    struct rs_histogram dirty_wait_seconds; /* per user batch: its oldest user's wait to be ranked */
+    struct rs_histogram rank_seconds;       /* per user batch: ranking and encoding it */
+    struct rs_histogram publish_seconds;    /* per batch: handed to the writer to acknowledged */
     uint64_t snapshots_written;
     uint64_t snapshots_failed;
     int64_t last_snapshot_ms;            /* wall clock of the last good one; 0: none */
@@ -185,6 +189,9 @@ rs_err_t rs_pipeline_snapshot_fill(void *p, struct rs_snapshot_writer *sw);
  */
 rs_err_t rs_pipeline_snapshot_load(void *p, const struct rs_snapshot *snap, char *errstr,
                                    size_t errstr_size);
+
+/* Records that an event stamped at_ms (Kafka's timestamp, wall clock) was applied now. */
+void rs_pipeline_note_event_lag(struct rs_pipeline *p, int64_t at_ms);
 
 /* Records a snapshot's outcome (ok or failed) at wall-clock at_ms and the fork
  * pause it cost; rs:meta's last_snapshot_ms and /metrics report them. */

@@ -60,8 +60,8 @@ struct rs_pub_batch *rs_publisher_reap(struct rs_publisher *pub);
 /* Gives the batch reap returned back to the pool. */
 void rs_publisher_release(struct rs_publisher *pub, struct rs_pub_batch *b);
 
-/* Waits until a batch can be reaped, the writer's last attempt failed, or
- * timeout_ms passed. Returns 1 when a batch can be reaped. */
+/* Waits until a batch can be reaped, a write attempt fails, or timeout_ms
+ * passed. Returns 1 when a batch can be reaped. */
 int rs_publisher_wait(struct rs_publisher *pub, int timeout_ms);
 
 /* The i-th oldest batch not yet released (i < rs_publisher_in_flight): for
