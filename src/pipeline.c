@@ -35,7 +35,9 @@
 
 #define LOSS_EMA_ALPHA 0.001 /* the training-error average spans ~1000 ratings */
 #define PUBLISH_BATCH 256
-/* Users ranked together in the streaming path, and the count that makes a batch due. */
+/* Users ranked together in the streaming path, and the count that makes a batch
+ * due; with a backlog of PUBLISH_BATCH users or more, batches of PUBLISH_BATCH
+ * (fewer round trips and hand-overs while catching up). */
 #define RANK_BATCH 64
 /* Batches handed to the writer and not yet acknowledged, at most. */
 #define PUBLISH_SLOTS 8
@@ -531,13 +533,15 @@ static int items_due(const struct rs_pipeline *p)
            rs_mono_ns() - p->last_items_ns >= (uint64_t)p->conf->publish_interval_ms * 1000000ull;
 }
 
-/* Ranks up to RANK_BATCH dirty users into b. */
+/* Ranks a batch of the oldest dirty users into b. */
 static rs_err_t batch_users(struct rs_pipeline *p, struct rs_pub_batch *b)
 {
     int top_n = p->conf->top_n;
     uint32_t waited_ms = rs_dirty_oldest_ms(p->dirty);
     uint64_t t0 = rs_mono_ns();
-    size_t n = rs_dirty_take(p->dirty, p->batch, RANK_BATCH);
+    size_t n = rs_dirty_take(p->dirty, p->batch,
+                             rs_dirty_count(p->dirty) >= PUBLISH_BATCH ? PUBLISH_BATCH
+                                                                       : RANK_BATCH);
     rs_err_t err;
 
     if ((err = rs_pub_batch_reserve_users(b, n)) ||
