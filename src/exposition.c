@@ -74,8 +74,19 @@ rs_err_t rs_exposition_render(struct rs_buf *b, const struct rs_pipeline *p,
                       "Publish rounds that failed (Redis errors); their users stay dirty.",
                       (double)st->publish_errors);
     if (!err)
-        err = gauge(b, "recstream_dirty_users", "Users waiting for their list to be published.",
+        err = gauge(b, "recstream_dirty_users",
+                    "Users waiting for their list to be published (dirty, or in a batch "
+                    "Redis has not acknowledged).",
                     (double)rs_pipeline_dirty(p));
+    if (!err)
+        err = gauge(b, "recstream_publish_batches_queued",
+                    "Batches of lists waiting for the Redis writer thread (of "
+                    "recstream_publish_batches_max).",
+                    (double)rs_pipeline_publish_queued(p));
+    if (!err)
+        err = gauge(b, "recstream_publish_batches_max",
+                    "Batches the Redis writer's queue holds at most.",
+                    (double)rs_pipeline_publish_slots(p));
     if (!err)
         err = gauge(b, "recstream_model_users", "Users in the model.",
                     (double)rs_idmap_count(rs_pipeline_users(p)));

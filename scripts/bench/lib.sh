@@ -8,7 +8,7 @@ OUT="$ROOT/scripts/bench/out"
 BENCH_REDIS_PORT="${BENCH_REDIS_PORT:-36500}"
 BENCH_KAFKA_PORT="${BENCH_KAFKA_PORT:-39500}"
 BENCH_BROKERS="127.0.0.1:$BENCH_KAFKA_PORT"
-BENCH_TMP="$(mktemp -d /tmp/recstream-bench.XXXXXX)"
+BENCH_TMP="$(mktemp -d "${TMPDIR:-/tmp}/recstream-bench.XXXXXX")"
 mkdir -p "$OUT"
 
 bench_build() {
