@@ -2,7 +2,8 @@
 # The test command (README, .ci/run): installs what is missing, builds, runs
 # the unit tests, runs them again under AddressSanitizer + UBSan, starts a
 # redis-server and a real Apache Kafka broker on loopback, runs the
-# integration tests against them, and stops what it started.
+# integration tests against them, runs the tests of the Redis writer thread
+# under ThreadSanitizer, and stops what it started.
 #
 #   scripts/test.sh            everything
 #   scripts/test.sh --unit     unit tests only (no services)
@@ -84,6 +85,14 @@ if [ "$UNIT_ONLY" -eq 0 ]; then
 
   step "integration tests"
   run_ctest "integration tests" --test-dir build -L integration --output-on-failure
+
+  step "the Redis writer thread under ThreadSanitizer"
+  # The tests that run the publisher's writer thread beside the model's thread.
+  cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DRS_SANITIZE_THREAD=ON >/dev/null
+  cmake --build build-tsan -j "$JOBS" --target test_publisher test_redis_sink test_redis_atomic
+  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+    run_ctest "ThreadSanitizer tests" --test-dir build-tsan --output-on-failure \
+    -R '^(test_publisher|integration_redis_sink|integration_redis_atomic)$'
 fi
 
 step "summary"

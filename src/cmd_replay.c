@@ -131,14 +131,17 @@ int rs_cmd_replay(int argc, char **argv)
             rs_error("applying event: %s", rs_err_str(err));
             goto out;
         }
-        if (rs_pipeline_publish_due(p)) rs_pipeline_publish(p);
+        if (rs_pipeline_publish_due(p) && rs_pipeline_publish_step(p) == RS_ENOMEM) {
+            rs_error("publishing: out of memory");
+            goto out;
+        }
         rs_progress_update(&pg, rs_filesrc_bytes_read(fs), rs_filesrc_bytes_total(fs),
                            records);
     }
     rs_progress_end(&pg);
     while (rs_pipeline_pending(p) > 0) {
         if (rs_pipeline_publish(p) != RS_OK) {
-            rs_error("final publish failed: %s", redis ? rs_redis_errstr(redis) : "");
+            rs_error("final publish failed (see above)");
             goto out;
         }
     }

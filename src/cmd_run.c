@@ -33,7 +33,12 @@
 #include "recstream/redis.h"
 #include "recstream/snapshot.h"
 
+/* Messages applied between two publish steps at most (~30 ms of work). Applying
+ * comes first: under overload the model stays current and the dirty set
+ * coalesces, so a user with several events is ranked once. */
 #define CONSUME_BATCH 10000
+/* Longest the loop blocks in Kafka's poll. */
+#define POLL_MAX_MS 100
 #define STATS_EVERY_NS (10ull * 1000000000ull)
 #define METRICS_EVERY_NS 1000000000ull
 #define SHUTDOWN_PUBLISH_NS (10ull * 1000000000ull) /* Redis may be down at exit */
@@ -183,6 +188,7 @@ static int handle_message(void *opaque, const struct rs_kafka_msg *msg)
     enum rs_event_reason reason =
         rs_pipeline_handle(ss->p, msg->payload, msg->len, msg->ts_ms > 0 ? msg->ts_ms : 0);
     if (reason != RS_REASON_OK) dead_letter(ss, msg, reason);
+    if (msg->ts_ms > 0) rs_pipeline_note_event_lag(ss->p, msg->ts_ms);
     if (rs_pipeline_set_offset(ss->p, msg->topic, msg->partition, msg->offset + 1)) {
         /* The event is in the model but not its position: a snapshot now would
          * replay it after a restart. Stop without one; the last good snapshot
@@ -524,9 +530,12 @@ int rs_cmd_run(int argc, char **argv)
 
     last_stats = ss.last_ns = rs_mono_ns();
     while (!stop_requested) {
-        int timeout = conf->publish_interval_ms < 100 ? conf->publish_interval_ms : 100;
-        rs_kafka_consume(kc, timeout, CONSUME_BATCH, handle_message, &ss);
-        if (rs_pipeline_publish_due(p)) rs_pipeline_publish(p);
+        /* Block in poll only until the next publish batch is due. */
+        int timeout = rs_pipeline_publish_wait_ms(p);
+        rs_kafka_consume(kc, timeout < POLL_MAX_MS ? timeout : POLL_MAX_MS, CONSUME_BATCH,
+                         handle_message, &ss);
+        if (rs_pipeline_publish_step(p) == RS_ENOMEM)
+            rs_error("publishing: out of memory; the lists stay pending");
         apply_backpressure(kc, p, conf);
         snapshot_reap(&ss, 0);
         if (snapshot_due(&ss) && dead_letters_settled(&ss)) snapshot_start(&ss);

@@ -154,7 +154,7 @@ static const struct opt opts[] = {
     INT("redis", "ttl_s", redis_ttl_s, "0", 0, 31536000,
         "expiry of published lists in seconds; 0: none"),
     INT("redis", "publish_interval_ms", publish_interval_ms, "100", 1, 60000,
-        "how often dirty users' lists are recomputed and written, ms"),
+        "longest wait of a dirty user before its list is written, ms"),
 
     INT("model", "factors", factors, "64", 1, 1024, "latent factors per user and item"),
     DBL_POS("model", "learning_rate", learning_rate, "0.045", 1, "SGD step size"),

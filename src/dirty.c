@@ -5,6 +5,9 @@
  * highest user seen) that makes marking idempotent, and a ring buffer of user
  * indices that keeps the order. A user is in the ring exactly while its bit
  * is set, so the ring never holds more entries than there are users.
+ * Beside each queued user is the time it was marked (milliseconds of the
+ * monotonic clock, 32 bits, compared by difference so wrap-around is
+ * harmless), so the publisher can tell how long the oldest one has waited.
  */
 #include "recstream/dirty.h"
 
@@ -18,6 +21,7 @@ struct rs_dirty {
     uint64_t *bits;
     size_t nwords;
     uint32_t *queue; /* ring buffer of dirty users, oldest at head */
+    uint32_t *since; /* when each was marked (mono ms, truncated), same ring */
     size_t cap;
     size_t head;
     size_t count;
@@ -34,6 +38,7 @@ void rs_dirty_destroy(struct rs_dirty *d)
         return;
     free(d->bits);
     free(d->queue);
+    free(d->since);
     free(d);
 }
 
@@ -70,12 +75,20 @@ static rs_err_t grow_queue(struct rs_dirty *d)
     if (cap > SIZE_MAX / sizeof(uint32_t))
         return RS_ENOMEM;
     uint32_t *queue = malloc(cap * sizeof(*queue));
-    if (queue == NULL)
+    uint32_t *since = malloc(cap * sizeof(*since));
+    if (queue == NULL || since == NULL) {
+        free(queue);
+        free(since);
         return RS_ENOMEM;
-    for (size_t i = 0; i < d->count; i++)
+    }
+    for (size_t i = 0; i < d->count; i++) {
         queue[i] = d->queue[(d->head + i) % d->cap];
+        since[i] = d->since[(d->head + i) % d->cap];
+    }
     free(d->queue);
+    free(d->since);
     d->queue = queue;
+    d->since = since;
     d->cap = cap;
     d->head = 0;
     return RS_OK;
@@ -94,6 +107,7 @@ rs_err_t rs_dirty_mark(struct rs_dirty *d, uint32_t user)
     if (err != RS_OK)
         return err;
     d->queue[(d->head + d->count) % d->cap] = user;
+    d->since[(d->head + d->count) % d->cap] = (uint32_t)(rs_mono_ns() / 1000000u);
     d->count++;
     d->bits[user / 64] |= (uint64_t)1 << (user % 64);
     return RS_OK;
@@ -119,6 +133,18 @@ size_t rs_dirty_take(struct rs_dirty *d, uint32_t *out, size_t max)
     if (d->count == 0)
         d->head = 0;
     return n;
+}
+
+uint32_t rs_dirty_oldest_ms(const struct rs_dirty *d)
+{
+    if (d == NULL || d->count == 0)
+        return 0;
+    return (uint32_t)(rs_mono_ns() / 1000000u) - d->since[d->head];
+}
+
+uint32_t rs_dirty_at(const struct rs_dirty *d, size_t i)
+{
+    return d->queue[(d->head + i) % d->cap];
 }
 
 rs_err_t rs_dirty_save(const struct rs_dirty *d, struct rs_writer *w)

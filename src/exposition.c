@@ -112,8 +112,19 @@ rs_err_t rs_exposition_render(struct rs_buf *b, const struct rs_pipeline *p,
                       "Publish rounds that failed (Redis errors); their users stay dirty.",
                       (double)st->publish_errors);
     if (!err)
-        err = gauge(b, "recstream_dirty_users", "Users waiting for their list to be published.",
+        err = gauge(b, "recstream_dirty_users",
+                    "Users waiting for their list to be published (dirty, or in a batch "
+                    "Redis has not acknowledged).",
                     (double)rs_pipeline_dirty(p));
+    if (!err)
+        err = gauge(b, "recstream_publish_batches_queued",
+                    "Batches of lists waiting for the Redis writer thread (of "
+                    "recstream_publish_batches_max).",
+                    (double)rs_pipeline_publish_queued(p));
+    if (!err)
+        err = gauge(b, "recstream_publish_batches_max",
+                    "Batches the Redis writer's queue holds at most.",
+                    (double)rs_pipeline_publish_slots(p));
     if (!err)
         err = gauge(b, "recstream_model_users", "Users in the model.",
                     (double)rs_idmap_count(rs_pipeline_users(p)));
@@ -135,9 +146,22 @@ rs_err_t rs_exposition_render(struct rs_buf *b, const struct rs_pipeline *p,
                       "Users dropped as idle or least recent (model.when_full, idle_user_ttl_s).",
                       (double)st->users_evicted);
     if (!err)
+        err = rs_metrics_histogram(b, "recstream_event_lag_seconds",
+                                   "Per event: from its Kafka timestamp to being applied.",
+                                   &ops->event_lag_seconds);
+    if (!err)
+        err = rs_metrics_histogram(b, "recstream_dirty_wait_seconds",
+                                   "Per batch of users: how long its oldest user waited "
+                                   "in the dirty set to be ranked.",
+                                   &ops->dirty_wait_seconds);
+    if (!err)
+        err = rs_metrics_histogram(b, "recstream_rank_seconds",
+                                   "Per batch of users: ranking and encoding their lists.",
+                                   &ops->rank_seconds);
+    if (!err)
         err = rs_metrics_histogram(b, "recstream_publish_duration_seconds",
-                                   "Time of a publish round: rank, render and write the "
-                                   "dirty users' lists.",
+                                   "Per batch: from being handed to the Redis writer to "
+                                   "Redis acknowledging every command in it.",
                                    &ops->publish_seconds);
     if (!err)
         err = rs_metrics_family(b, "recstream_snapshots_total", "counter",

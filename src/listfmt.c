@@ -155,6 +155,19 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
+/* 1 for the bytes written as they are inside a JSON string: printable ASCII
+ * but '"' and '\\'. */
+static const unsigned char plain[256] = {
+#define R16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
+    R16(0), R16(0), /* control bytes */
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x20..0x2f: '"' is 0x22 */
+    R16(1), R16(1),
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* 0x50..0x5f: '\\' is 0x5c */
+    R16(1), R16(1),
+    R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), /* 0x80..0xff */
+#undef R16
+};
+
 /* Writes s as the inside of a JSON string; needs 6 * n bytes at most. */
 static char *escape(char *p, const char *str, size_t n)
 {
@@ -164,9 +177,13 @@ static char *escape(char *p, const char *str, size_t n)
     size_t k;
     unsigned char c;
 
+    /* The usual id is all plain bytes: one copy. */
+    while (i < n && plain[s[i]]) i++;
+    memcpy(p, s, i);
+    p += i;
     while (i < n) {
         c = s[i];
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+        if (plain[c]) {
             *p++ = (char)c;
             i++;
             continue;

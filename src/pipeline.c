@@ -30,13 +30,24 @@
 #include "recstream/log.h"
 #include "recstream/neighbors.h"
 #include "recstream/popularity.h"
+#include "recstream/publisher.h"
 #include "recstream/ranker.h"
 #include "recstream/served.h"
 
 #define LOSS_EMA_ALPHA 0.001 /* the training-error average spans ~1000 ratings */
 #define PUBLISH_BATCH 256
-/* Similar-items lists written per publish at most. */
+/* Users ranked together in the streaming path, and the count that makes a batch
+ * due; with a backlog of PUBLISH_BATCH users or more, batches of PUBLISH_BATCH
+ * (fewer round trips and hand-overs while catching up). */
+#define RANK_BATCH 64
+/* Batches handed to the writer and not yet acknowledged, at most. */
+#define PUBLISH_SLOTS 8
+/* Longest a publish step ranks before returning to the consumer. */
+#define STEP_BUDGET_NS 4000000ull
+/* Similar-items lists written per batch at most, and per second in the
+ * streaming path: user lists, whose freshness is the target, come first. */
 #define SIM_PER_PUBLISH 1024
+#define SIM_PER_SECOND 5000
 
 struct rs_pipeline {
     const struct rs_config *conf;
@@ -61,7 +72,11 @@ struct rs_pipeline {
     size_t offset_last; /* the entry the previous message used */
     struct rs_event_limits limits;
     struct rs_pipeline_stats stats;
-    uint64_t last_publish_ns;
+    struct rs_publisher *pub;  /* the writer thread; NULL without a sink */
+    uint64_t last_items_ns;    /* when similar-items lists, rs:pop and rs:meta were last queued */
+    int meta_due;              /* user lists were queued since rs:meta was */
+    size_t forgotten_sent;     /* bytes of `forgotten` whose DELs are queued, not yet written */
+    uint64_t failures_seen;    /* the writer's failed attempts already in stats */
     /* publish scratch, reused */
     uint32_t batch[PUBLISH_BATCH];
     struct rs_rec *recs;
@@ -70,7 +85,8 @@ struct rs_pipeline {
     struct rs_rec *sim_recs; /* max(k, top_n) */
     struct rs_buf key;
     struct rs_buf blob;
-    struct rs_buf forgotten; /* forgotten users' ids, keys still to delete: u16 length + bytes */
+    struct rs_buf forgotten; /* forgotten users' ids, keys not yet deleted: u16 length + bytes;
+                                in snapshots until Redis acknowledged the DEL */
     struct rs_event ev;
     struct rs_log_limit bad_limit;
     struct rs_log_limit full_limit;
@@ -132,7 +148,8 @@ struct rs_pipeline *rs_pipeline_create(const struct rs_config *conf,
     rs_buf_init(&p->key);
     rs_buf_init(&p->blob);
     rs_buf_init(&p->forgotten);
-    p->last_publish_ns = rs_mono_ns();
+    if (redis && !(p->pub = rs_publisher_create(redis, PUBLISH_SLOTS))) goto nomem;
+    p->last_items_ns = rs_mono_ns();
     return p;
 
 nomem:
@@ -144,6 +161,7 @@ nomem:
 void rs_pipeline_destroy(struct rs_pipeline *p)
 {
     if (!p) return;
+    rs_publisher_destroy(p->pub); /* first: the writer may still be reading a batch */
     rs_idmap_destroy(p->users);
     rs_idmap_destroy(p->items);
     rs_model_destroy(p->model);
@@ -318,13 +336,6 @@ enum rs_event_reason rs_pipeline_handle(struct rs_pipeline *p, const void *buf,
     return RS_REASON_OK;
 }
 
-int rs_pipeline_publish_due(const struct rs_pipeline *p)
-{
-    uint64_t interval_ns = (uint64_t)p->conf->publish_interval_ms * 1000000ull;
-    return rs_pipeline_pending(p) > 0 &&
-           rs_mono_ns() - p->last_publish_ns >= interval_ns;
-}
-
 /* Writes prefix + kind + name into p->key (NUL-terminated). */
 static rs_err_t build_key(struct rs_pipeline *p, const char *kind, const char *name,
                           size_t name_len)
@@ -338,8 +349,9 @@ static rs_err_t build_key(struct rs_pipeline *p, const char *kind, const char *n
     return RS_OK;
 }
 
-/* Queues the list recs[0..n) under the key in p->key. */
-static rs_err_t queue_list(struct rs_pipeline *p, const struct rs_rec *recs, size_t n)
+/* Encodes the list recs[0..n) under the key in p->key into b. */
+static rs_err_t batch_list(struct rs_pipeline *p, struct rs_pub_batch *b,
+                           const struct rs_rec *recs, size_t n)
 {
     const char *names[1024];
     size_t lens[1024];
@@ -351,14 +363,31 @@ static rs_err_t queue_list(struct rs_pipeline *p, const struct rs_rec *recs, siz
     else if (p->conf->redis_format == RS_FORMAT_JSON)
         err = rs_listfmt_json(&p->blob, recs, n, p->items);
     if (err) return err;
-    for (size_t j = 0; j < n && j < 1024; j++)
-        names[j] = rs_idmap_name(p->items, recs[j].item, &lens[j]);
-    return rs_redis_append_list(p->redis, p->key.data, p->key.len, p->blob.data,
-                                p->blob.len, recs, n, names, lens);
+    if (rs_redis_needs_names(p->redis))
+        for (size_t j = 0; j < n && j < 1024; j++)
+            names[j] = rs_idmap_name(p->items, recs[j].item, &lens[j]);
+    return rs_redis_batch_list(p->redis, &b->cmds, p->key.data, p->key.len, p->blob.data,
+                               p->blob.len, recs, n, names, lens);
 }
 
-/* Queues one user's list (or its deletion). */
-static rs_err_t queue_user(struct rs_pipeline *p, uint32_t user,
+/* Encodes one user's list (or its deletion) into b. */
+/* Notes in b what user is served: recs[0..n) items, or a deletion when recs is NULL. */
+static rs_err_t note_served(struct rs_pub_batch *b, uint32_t user, const struct rs_rec *recs,
+                            size_t n)
+{
+    uint32_t head[2] = {user, recs ? (uint32_t)n : UINT32_MAX};
+    size_t mark = b->note.len;
+
+    if (rs_buf_append(&b->note, head, sizeof(head))) return RS_ENOMEM;
+    for (size_t j = 0; recs && j < n; j++)
+        if (rs_buf_append(&b->note, &recs[j].item, sizeof(uint32_t))) {
+            b->note.len = mark;
+            return RS_ENOMEM;
+        }
+    return RS_OK;
+}
+
+static rs_err_t batch_user(struct rs_pipeline *p, struct rs_pub_batch *b, uint32_t user,
                            const struct rs_rec *recs, size_t n)
 {
     size_t history_len = 0;
@@ -369,16 +398,18 @@ static rs_err_t queue_user(struct rs_pipeline *p, uint32_t user,
     if (!name) return RS_OK; /* evicted since it was marked */
     if ((err = build_key(p, "rec:", name, name_len))) return err;
     rs_history_items(p->history, user, &history_len);
+    if ((err = note_served(b, user, history_len ? recs : NULL, history_len ? n : 0))) return err;
+    b->users[b->n_users++] = user;
     if (history_len == 0) {
-        p->stats.lists_deleted++;
-        return rs_redis_append_del(p->redis, p->key.data, p->key.len);
+        b->deleted++;
+        return rs_redis_batch_del(&b->cmds, p->key.data, p->key.len);
     }
-    p->stats.lists_published++;
-    return queue_list(p, recs, n);
+    b->lists++;
+    return batch_list(p, b, recs, n);
 }
 
-/* Queues the similar-items list of item (or its deletion when it has none). */
-static rs_err_t queue_sim(struct rs_pipeline *p, uint32_t item)
+/* Encodes the similar-items list of item (or its deletion when it has none). */
+static rs_err_t batch_sim(struct rs_pipeline *p, struct rs_pub_batch *b, uint32_t item)
 {
     size_t name_len;
     const char *name = rs_idmap_name(p->items, item, &name_len);
@@ -388,63 +419,23 @@ static rs_err_t queue_sim(struct rs_pipeline *p, uint32_t item)
 
     if (!name) return RS_OK;
     if ((err = build_key(p, "sim:", name, name_len))) return err;
-    if (n == 0) return rs_redis_append_del(p->redis, p->key.data, p->key.len);
-    p->stats.sim_lists_published++;
-    return queue_list(p, p->sim_recs, n);
+    if (n == 0) return rs_redis_batch_del(&b->cmds, p->key.data, p->key.len);
+    b->sims++;
+    return batch_list(p, b, p->sim_recs, n);
 }
 
-/* Queues the trending list. */
-static rs_err_t queue_pop(struct rs_pipeline *p)
+/* Encodes the trending list. */
+static rs_err_t batch_pop(struct rs_pipeline *p, struct rs_pub_batch *b)
 {
     size_t n = rs_popularity_top(p->popularity, rs_popularity_clock(p->popularity),
                                  (size_t)p->conf->top_n, p->sim_recs);
     rs_err_t err;
     if ((err = build_key(p, "pop", "", 0))) return err;
-    if (n == 0) return rs_redis_append_del(p->redis, p->key.data, p->key.len);
-    return queue_list(p, p->sim_recs, n);
+    if (n == 0) return rs_redis_batch_del(&b->cmds, p->key.data, p->key.len);
+    return batch_list(p, b, p->sim_recs, n);
 }
 
-/* Publishes up to SIM_PER_PUBLISH similar-items lists and the trending list. */
-static rs_err_t publish_items(struct rs_pipeline *p)
-{
-    size_t n = rs_neighbors_take_changed(p->neighbors, p->sim_items, SIM_PER_PUBLISH);
-    rs_err_t err = RS_OK;
-
-    for (size_t j = 0; j < n && !err; j++)
-        err = queue_sim(p, p->sim_items[j]);
-    if (!err && p->pop_changed) err = queue_pop(p);
-    if (!err) err = rs_redis_flush(p->redis);
-    if (err) {
-        rs_redis_flush(p->redis);
-        for (size_t j = 0; j < n; j++)
-            rs_neighbors_mark_changed(p->neighbors, p->sim_items[j]);
-        p->stats.publish_errors++;
-        rs_warn("publishing %zu similar-items lists failed: %s", n,
-                err == RS_EREDIS ? rs_redis_errstr(p->redis) : rs_err_str(err));
-        return err;
-    }
-    p->pop_changed = 0;
-    return RS_OK;
-}
-
-/* Queues DEL of the list of every user forgotten since the last publish. */
-static rs_err_t queue_forgotten(struct rs_pipeline *p)
-{
-    rs_err_t err = RS_OK;
-    for (size_t off = 0; off < p->forgotten.len && !err;) {
-        uint16_t len;
-        memcpy(&len, p->forgotten.data + off, sizeof(len));
-        off += sizeof(len);
-        if (!(err = build_key(p, "rec:", p->forgotten.data + off, len))) {
-            err = rs_redis_append_del(p->redis, p->key.data, p->key.len);
-            p->stats.lists_deleted++;
-        }
-        off += len;
-    }
-    return err;
-}
-
-static rs_err_t queue_meta(struct rs_pipeline *p)
+static rs_err_t batch_meta(struct rs_pipeline *p, struct rs_pub_batch *b)
 {
     char applied[24], users[16], items[16], now[24], snap[24];
     const char *fields[] = {"version", "events_applied", "users", "items",
@@ -458,7 +449,27 @@ static rs_err_t queue_meta(struct rs_pipeline *p)
     snprintf(now, sizeof(now), "%lld", (long long)rs_now_ms());
     snprintf(snap, sizeof(snap), "%lld", (long long)p->last_snapshot_ms);
     if (build_key(p, "meta", "", 0)) return RS_ENOMEM;
-    return rs_redis_append_hset(p->redis, p->key.data, 6, fields, values);
+    return rs_redis_batch_hset(&b->cmds, p->key.data, 6, fields, values);
+}
+
+/* Encodes DEL of the list of every user forgotten and not yet queued. */
+static rs_err_t batch_forgotten(struct rs_pipeline *p, struct rs_pub_batch *b)
+{
+    size_t off = p->forgotten_sent;
+    rs_err_t err = RS_OK;
+
+    while (off < p->forgotten.len) {
+        uint16_t len;
+        memcpy(&len, p->forgotten.data + off, sizeof(len));
+        if ((err = build_key(p, "rec:", p->forgotten.data + off + sizeof(len), len)) ||
+            (err = rs_redis_batch_del(&b->cmds, p->key.data, p->key.len)))
+            break;
+        b->deleted++;
+        off += sizeof(len) + len;
+    }
+    b->forgotten_bytes = off - p->forgotten_sent;
+    p->forgotten_sent = off;
+    return err;
 }
 
 /* The [ranking] weights, read at each use: SIGHUP may change them. */
@@ -506,104 +517,278 @@ rs_err_t rs_pipeline_similar(const struct rs_pipeline *p, const char *item, size
     return RS_OK;
 }
 
-/* Remembers what the n users of p->batch were just served (their lists are written). */
-static void note_served(struct rs_pipeline *p, size_t n)
+
+/* ---- publishing --------------------------------------------------------
+ * The model's thread ranks and encodes; the publisher's writer thread sends
+ * (publisher.h). A batch of users is due when RANK_BATCH users wait or the
+ * oldest has waited publish_interval_ms: the interval bounds the coalescing
+ * window instead of delaying every event by it. Counts (lists published,
+ * deleted) are taken when Redis acknowledged the batch. */
+
+/* Once Redis has acknowledged batch b: each of its users was served the items
+ * noted for them (or nothing, their key deleted), for the online hit rate. */
+static void apply_served(struct rs_pipeline *p, const struct rs_pub_batch *b)
 {
+    const unsigned char *at = (const unsigned char *)b->note.data;
+    const unsigned char *end = at + b->note.len;
+    uint32_t head[2]; /* user, number of items or UINT32_MAX for a deletion */
     uint32_t items[1024];
-    size_t top_n = (size_t)p->conf->top_n, history_len;
 
-    for (size_t j = 0; j < n; j++) {
-        uint32_t u = p->batch[j];
-        const struct rs_rec *recs = p->recs + j * top_n;
-        size_t cnt = p->counts[j] < 1024 ? p->counts[j] : 1024;
-
-        rs_history_items(p->history, u, &history_len);
-        if (history_len == 0 || rs_idmap_name(p->users, u, NULL) == NULL) {
-            rs_served_clear(p->served, u); /* deleted or gone */
+    while (end - at >= (ptrdiff_t)sizeof(head)) {
+        size_t n;
+        memcpy(head, at, sizeof(head));
+        at += sizeof(head);
+        if (head[1] == UINT32_MAX) {
+            rs_served_clear(p->served, head[0]);
             continue;
         }
-        for (size_t r = 0; r < cnt; r++) items[r] = recs[r].item;
-        if (rs_served_set(p->served, u, items, cnt) != RS_OK)
-            rs_served_clear(p->served, u); /* no memory: this user is not counted */
+        n = head[1] < 1024 ? head[1] : 1024;
+        memcpy(items, at, n * sizeof(uint32_t));
+        at += head[1] * sizeof(uint32_t);
+        /* A user evicted while the batch was in flight is gone (an index reused that
+         * quickly by a new user would be credited with the old list: rare, metric only). */
+        if (rs_idmap_name(p->users, head[0], NULL) == NULL ||
+            rs_served_set(p->served, head[0], items, n))
+            rs_served_clear(p->served, head[0]); /* gone, or no memory: not counted */
     }
 }
 
-static rs_err_t publish(struct rs_pipeline *p);
-
-rs_err_t rs_pipeline_publish(struct rs_pipeline *p)
+/* Folds written batches into the statistics and frees their slots. */
+static void reap(struct rs_pipeline *p)
 {
+    struct rs_pub_batch *b;
+    uint64_t failures;
+
+    while ((b = rs_publisher_reap(p->pub))) {
+        apply_served(p, b);
+        p->stats.lists_published += b->lists;
+        p->stats.lists_deleted += b->deleted;
+        p->stats.sim_lists_published += b->sims;
+        if (b->forgotten_bytes) {
+            memmove(p->forgotten.data, p->forgotten.data + b->forgotten_bytes,
+                    p->forgotten.len - b->forgotten_bytes);
+            p->forgotten.len -= b->forgotten_bytes;
+            p->forgotten_sent -= b->forgotten_bytes;
+        }
+        rs_histogram_observe(&p->ops.publish_seconds,
+                             (double)(b->written_ns - b->submitted_ns) / 1e9);
+        rs_publisher_release(p->pub, b);
+    }
+    failures = rs_publisher_failures(p->pub);
+    p->stats.publish_errors += failures - p->failures_seen;
+    p->failures_seen = failures;
+}
+
+static int users_due(const struct rs_pipeline *p)
+{
+    size_t n = rs_dirty_count(p->dirty);
+    return n >= RANK_BATCH ||
+           (n > 0 && rs_dirty_oldest_ms(p->dirty) >= (uint32_t)p->conf->publish_interval_ms);
+}
+
+static int items_pending(const struct rs_pipeline *p)
+{
+    return rs_neighbors_changed(p->neighbors) > 0 || p->pop_changed || p->meta_due;
+}
+
+static int items_due(const struct rs_pipeline *p)
+{
+    return items_pending(p) &&
+           rs_mono_ns() - p->last_items_ns >= (uint64_t)p->conf->publish_interval_ms * 1000000ull;
+}
+
+/* Ranks a batch of the oldest dirty users into b. */
+static rs_err_t batch_users(struct rs_pipeline *p, struct rs_pub_batch *b)
+{
+    int top_n = p->conf->top_n;
+    uint32_t waited_ms = rs_dirty_oldest_ms(p->dirty);
     uint64_t t0 = rs_mono_ns();
-    rs_err_t err = publish(p);
-    if (p->redis) rs_histogram_observe(&p->ops.publish_seconds, (double)(rs_mono_ns() - t0) / 1e9);
+    size_t n = rs_dirty_take(p->dirty, p->batch,
+                             rs_dirty_count(p->dirty) >= PUBLISH_BATCH ? PUBLISH_BATCH
+                                                                       : RANK_BATCH);
+    rs_err_t err;
+
+    if ((err = rs_pub_batch_reserve_users(b, n)) ||
+        (err = rank(p, p->batch, n, p->recs, p->counts)))
+        goto requeue;
+    for (size_t j = 0; j < n; j++)
+        if ((err = batch_user(p, b, p->batch[j], p->recs + j * (size_t)top_n, p->counts[j])))
+            goto requeue;
+    p->meta_due = 1;
+    rs_histogram_observe(&p->ops.dirty_wait_seconds, (double)waited_ms / 1e3);
+    rs_histogram_observe(&p->ops.rank_seconds, (double)(rs_mono_ns() - t0) / 1e9);
+    return RS_OK;
+
+requeue:
+    /* Out of memory: none of them is queued; they stay dirty. */
+    rs_redis_batch_reset(&b->cmds);
+    b->n_users = 0;
+    b->lists = b->deleted = 0;
+    for (size_t j = 0; j < n; j++) rs_dirty_mark(p->dirty, p->batch[j]);
     return err;
 }
 
-static rs_err_t publish(struct rs_pipeline *p)
+/* Similar-items lists of up to max changed items, rs:pop, rs:meta. */
+static rs_err_t batch_items(struct rs_pipeline *p, struct rs_pub_batch *b, size_t max)
 {
-    int top_n = p->conf->top_n;
+    size_t n = rs_neighbors_take_changed(p->neighbors, p->sim_items, max);
     rs_err_t err = RS_OK;
 
-    p->last_publish_ns = rs_mono_ns();
-    if (!p->redis) {
-        /* Nothing to publish to: drain the set so it stays bounded. */
-        while (rs_dirty_take(p->dirty, p->batch, PUBLISH_BATCH) > 0) {
-        }
-        while (rs_neighbors_take_changed(p->neighbors, p->sim_items, SIM_PER_PUBLISH) >
-               0) {
-        }
-        p->pop_changed = 0;
-        rs_buf_reset(&p->forgotten);
-        return RS_OK;
-    }
-    if (rs_redis_connect(p->redis) != RS_OK) {
-        p->stats.publish_errors++;
-        return RS_EREDIS;
-    }
-    if (p->forgotten.len > 0) {
-        if ((err = queue_forgotten(p)) || (err = rs_redis_flush(p->redis))) {
-            p->stats.publish_errors++;
-            rs_warn("deleting forgotten users' lists failed: %s",
-                    err == RS_EREDIS ? rs_redis_errstr(p->redis) : rs_err_str(err));
-            return err;
-        }
-        rs_buf_reset(&p->forgotten);
-    }
-    while (rs_dirty_count(p->dirty) > 0) {
-        size_t n = rs_dirty_take(p->dirty, p->batch, PUBLISH_BATCH);
-        if ((err = rank(p, p->batch, n, p->recs, p->counts))) goto requeue;
-        for (size_t j = 0; j < n; j++)
-            if ((err = queue_user(p, p->batch[j], p->recs + j * (size_t)top_n,
-                                  p->counts[j])))
-                goto requeue;
-        if ((err = rs_redis_flush(p->redis))) goto requeue;
-        note_served(p, n);
-        continue;
-
-    requeue:
-        /* Nothing in this batch is known to be written: keep them all dirty. */
-        rs_redis_flush(p->redis);
-        for (size_t j = 0; j < n; j++)
-            rs_dirty_mark(p->dirty, p->batch[j]);
-        p->stats.publish_errors++;
-        rs_warn("publishing %zu lists failed: %s", n,
-                err == RS_EREDIS ? rs_redis_errstr(p->redis) : rs_err_str(err));
+    for (size_t j = 0; j < n && !err; j++) err = batch_sim(p, b, p->sim_items[j]);
+    if (!err && p->pop_changed) err = batch_pop(p, b);
+    if (!err) err = batch_meta(p, b);
+    if (err) {
+        rs_redis_batch_reset(&b->cmds);
+        b->sims = 0;
+        for (size_t j = 0; j < n; j++) rs_neighbors_mark_changed(p->neighbors, p->sim_items[j]);
         return err;
     }
-    if ((err = publish_items(p))) return err;
-    if (queue_meta(p) == RS_OK && rs_redis_flush(p->redis) != RS_OK)
-        p->stats.publish_errors++;
+    p->pop_changed = 0;
+    p->meta_due = 0;
+    p->last_items_ns = rs_mono_ns();
     return RS_OK;
+}
+
+/* Fills and submits batches while work is due (all of it when force) and a slot
+ * is free, for at most budget_ns of ranking. */
+static rs_err_t step(struct rs_pipeline *p, int force, uint64_t budget_ns)
+{
+    uint64_t t0 = rs_mono_ns();
+    struct rs_pub_batch *b;
+    rs_err_t err = RS_OK;
+
+    reap(p);
+    /* Deletions first: a forgotten user's DEL must not wait behind lists. */
+    if (p->forgotten.len > p->forgotten_sent && (b = rs_publisher_acquire(p->pub))) {
+        err = batch_forgotten(p, b);
+        if (b->cmds.replies) rs_publisher_submit(p->pub, b);
+        if (err) return err;
+    }
+    while (rs_dirty_count(p->dirty) > 0 && (force || users_due(p)) &&
+           rs_mono_ns() - t0 < budget_ns && (b = rs_publisher_acquire(p->pub))) {
+        if ((err = batch_users(p, b))) return err;
+        if (b->cmds.replies) rs_publisher_submit(p->pub, b);
+    }
+    if ((force ? items_pending(p) : items_due(p)) && (b = rs_publisher_acquire(p->pub))) {
+        size_t sims = SIM_PER_PUBLISH;
+        if (!force) {
+            sims = (size_t)SIM_PER_SECOND * (size_t)p->conf->publish_interval_ms / 1000;
+            if (sims < 1) sims = 1;
+            if (sims > SIM_PER_PUBLISH) sims = SIM_PER_PUBLISH;
+        }
+        if ((err = batch_items(p, b, sims))) return err;
+        rs_publisher_submit(p->pub, b);
+    }
+    return RS_OK;
+}
+
+/* Without a sink: drains what would be published so it stays bounded. */
+static void drain(struct rs_pipeline *p)
+{
+    while (rs_dirty_take(p->dirty, p->batch, PUBLISH_BATCH) > 0) {
+    }
+    while (rs_neighbors_take_changed(p->neighbors, p->sim_items, SIM_PER_PUBLISH) > 0) {
+    }
+    p->pop_changed = 0;
+    p->meta_due = 0;
+    rs_buf_reset(&p->forgotten);
+    p->forgotten_sent = 0;
+}
+
+rs_err_t rs_pipeline_publish_step(struct rs_pipeline *p)
+{
+    if (!p->pub) {
+        if (rs_pipeline_publish_due(p)) drain(p);
+        return RS_OK;
+    }
+    return step(p, 0, STEP_BUDGET_NS);
+}
+
+int rs_pipeline_publish_due(const struct rs_pipeline *p)
+{
+    return users_due(p) || items_due(p) || p->forgotten.len > p->forgotten_sent;
+}
+
+int rs_pipeline_publish_wait_ms(const struct rs_pipeline *p)
+{
+    int interval = p->conf->publish_interval_ms, wait = interval;
+    uint64_t since_items;
+
+    if (p->pub && rs_publisher_in_flight(p->pub) == rs_publisher_slots(p->pub))
+        return 1; /* the writer's queue is full: poll again soon */
+    if (p->forgotten.len > p->forgotten_sent || users_due(p)) return 0;
+    if (p->pub && rs_publisher_in_flight(p->pub) > 0) wait = 1; /* acknowledgements to fold in */
+    if (rs_dirty_count(p->dirty) > 0) {
+        int left = interval - (int)rs_dirty_oldest_ms(p->dirty);
+        if (left < wait) wait = left;
+    }
+    if (items_pending(p)) {
+        since_items = (rs_mono_ns() - p->last_items_ns) / 1000000u;
+        if (since_items >= (uint64_t)interval) return 0;
+        if (interval - (int)since_items < wait) wait = interval - (int)since_items;
+    }
+    return wait < 0 ? 0 : wait;
+}
+
+rs_err_t rs_pipeline_publish(struct rs_pipeline *p)
+{
+    uint64_t failures;
+    rs_err_t err;
+
+    if (!p->pub) {
+        drain(p);
+        return RS_OK;
+    }
+    failures = rs_publisher_failures(p->pub);
+    for (;;) {
+        if ((err = step(p, 1, UINT64_MAX))) return err;
+        if (rs_dirty_count(p->dirty) == 0 && !items_pending(p) &&
+            p->forgotten.len == p->forgotten_sent && rs_publisher_in_flight(p->pub) == 0)
+            return RS_OK;
+        if (rs_publisher_failures(p->pub) != failures) {
+            /* An attempt failed during this call: the writer keeps retrying. */
+            char why[256];
+            reap(p); /* the failed attempts into publish_errors */
+            rs_publisher_errstr(p->pub, why, sizeof(why));
+            rs_warn("publishing: %s; %zu lists wait for Redis", why, rs_pipeline_dirty(p));
+            return RS_EREDIS;
+        }
+        rs_publisher_wait(p->pub, 100);
+    }
+}
+
+size_t rs_pipeline_publish_queued(const struct rs_pipeline *p)
+{
+    return p->pub ? rs_publisher_queued(p->pub) : 0;
+}
+
+size_t rs_pipeline_publish_in_flight(const struct rs_pipeline *p)
+{
+    return p->pub ? rs_publisher_in_flight(p->pub) : 0;
+}
+
+size_t rs_pipeline_publish_slots(const struct rs_pipeline *p)
+{
+    return p->pub ? rs_publisher_slots(p->pub) : 0;
+}
+
+/* Users in batches not yet acknowledged by Redis. */
+static size_t users_in_flight(const struct rs_pipeline *p)
+{
+    size_t n = 0, batches = p->pub ? rs_publisher_in_flight(p->pub) : 0;
+    for (size_t i = 0; i < batches; i++) n += rs_publisher_in_flight_at(p->pub, i)->n_users;
+    return n;
 }
 
 size_t rs_pipeline_pending(const struct rs_pipeline *p)
 {
     return rs_dirty_count(p->dirty) + rs_neighbors_changed(p->neighbors) +
-           (p->pop_changed ? 1 : 0) + (p->forgotten.len > 0 ? 1 : 0);
+           (p->pop_changed ? 1 : 0) + (p->forgotten.len > p->forgotten_sent ? 1 : 0);
 }
 
 size_t rs_pipeline_dirty(const struct rs_pipeline *p)
 {
-    return rs_dirty_count(p->dirty);
+    return rs_dirty_count(p->dirty) + users_in_flight(p);
 }
 
 const struct rs_pipeline_stats *rs_pipeline_stats(const struct rs_pipeline *p)
@@ -720,6 +905,7 @@ void rs_pipeline_shape(const struct rs_config *conf, struct rs_snapshot_shape *s
 #define SECTION_POPULARITY 8
 #define SECTION_USER_EVENTS 9
 #define SECTION_NEIGHBORS 10
+#define SECTION_FORGOTTEN 11
 
 static rs_err_t save_meta(const struct rs_pipeline *p, struct rs_writer *w)
 {
@@ -822,9 +1008,72 @@ MODULE_SECTION(idmap, users)
 MODULE_SECTION(idmap, items)
 MODULE_SECTION(model, model)
 MODULE_SECTION(history, history)
-MODULE_SECTION(dirty, dirty)
 MODULE_SECTION(popularity, popularity)
 MODULE_SECTION(neighbors, neighbors)
+
+/* The dirty users, oldest first, after those in batches Redis has not yet
+ * acknowledged: a snapshot must not forget a list that was taken from the
+ * dirty set but never written. */
+static rs_err_t save_dirty(const struct rs_pipeline *p, struct rs_writer *w)
+{
+    size_t batches = p->pub ? rs_publisher_in_flight(p->pub) : 0;
+    struct rs_dirty *all;
+    rs_err_t err = RS_OK;
+
+    if (users_in_flight(p) == 0) return rs_dirty_save(p->dirty, w);
+    if (!(all = rs_dirty_create())) return RS_ENOMEM;
+    for (size_t i = 0; i < batches && !err; i++) {
+        const struct rs_pub_batch *b = rs_publisher_in_flight_at(p->pub, i);
+        for (size_t j = 0; j < b->n_users && !err; j++) err = rs_dirty_mark(all, b->users[j]);
+    }
+    for (size_t i = 0; i < rs_dirty_count(p->dirty) && !err; i++)
+        err = rs_dirty_mark(all, rs_dirty_at(p->dirty, i));
+    if (!err) err = rs_dirty_save(all, w);
+    rs_dirty_destroy(all);
+    return err;
+}
+
+static rs_err_t load_dirty(struct rs_pipeline *to, struct rs_reader *r)
+{
+    rs_err_t err;
+    struct rs_dirty *loaded = rs_dirty_load(r, &err);
+    if (!loaded) return err;
+    rs_dirty_destroy(to->dirty);
+    to->dirty = loaded;
+    return RS_OK;
+}
+
+/* Forgotten users whose DEL Redis has not acknowledged: u32 byte count, then
+ * the queue as it is kept (u16 length + id, repeated). */
+static rs_err_t save_forgotten(const struct rs_pipeline *p, struct rs_writer *w)
+{
+    rs_err_t err = rs_write_u32(w, (uint32_t)p->forgotten.len);
+    if (err || p->forgotten.len == 0) return err;
+    return w->write(w->ctx, p->forgotten.data, p->forgotten.len);
+}
+
+static rs_err_t load_forgotten(struct rs_pipeline *to, struct rs_reader *r)
+{
+    uint32_t n, off = 0;
+    uint16_t len;
+    rs_err_t err;
+
+    if ((err = rs_read_u32(r, &n))) return err;
+    if (n > r->remaining(r->ctx)) return RS_ECORRUPT;
+    rs_buf_reset(&to->forgotten);
+    while (off < n) {
+        char id[RS_ID_MAX];
+        if (n - off < sizeof(len)) return RS_ECORRUPT;
+        if ((err = r->read(r->ctx, &len, sizeof(len)))) return err;
+        if (len == 0 || len > RS_ID_MAX || len > n - off - sizeof(len)) return RS_ECORRUPT;
+        if ((err = r->read(r->ctx, id, len))) return err;
+        if (rs_buf_append(&to->forgotten, &len, sizeof(len)) ||
+            rs_buf_append(&to->forgotten, id, len))
+            return RS_ENOMEM;
+        off += (uint32_t)sizeof(len) + len;
+    }
+    return RS_OK;
+}
 
 static rs_err_t save_user_events(const struct rs_pipeline *p, struct rs_writer *w)
 {
@@ -855,19 +1104,21 @@ static rs_err_t load_user_events(struct rs_pipeline *to, struct rs_reader *r)
 static const struct section {
     uint32_t id;
     const char *name;
+    int optional; /* absent from snapshots written before it existed: loads as empty */
     rs_err_t (*save)(const struct rs_pipeline *p, struct rs_writer *w);
     rs_err_t (*load)(struct rs_pipeline *to, struct rs_reader *r);
 } sections[] = {
-    {SECTION_META, "meta", save_meta, load_meta},
-    {SECTION_OFFSETS, "offsets", save_offsets, load_offsets},
-    {SECTION_USERS, "users", save_users, load_users},
-    {SECTION_ITEMS, "items", save_items, load_items},
-    {SECTION_MODEL, "model", save_model, load_model},
-    {SECTION_HISTORY, "history", save_history, load_history},
-    {SECTION_DIRTY, "dirty", save_dirty, load_dirty},
-    {SECTION_POPULARITY, "popularity", save_popularity, load_popularity},
-    {SECTION_NEIGHBORS, "neighbors", save_neighbors, load_neighbors},
-    {SECTION_USER_EVENTS, "user_events", save_user_events, load_user_events},
+    {SECTION_META, "meta", 0, save_meta, load_meta},
+    {SECTION_OFFSETS, "offsets", 0, save_offsets, load_offsets},
+    {SECTION_USERS, "users", 0, save_users, load_users},
+    {SECTION_ITEMS, "items", 0, save_items, load_items},
+    {SECTION_MODEL, "model", 0, save_model, load_model},
+    {SECTION_HISTORY, "history", 0, save_history, load_history},
+    {SECTION_DIRTY, "dirty", 0, save_dirty, load_dirty},
+    {SECTION_POPULARITY, "popularity", 0, save_popularity, load_popularity},
+    {SECTION_NEIGHBORS, "neighbors", 0, save_neighbors, load_neighbors},
+    {SECTION_USER_EVENTS, "user_events", 0, save_user_events, load_user_events},
+    {SECTION_FORGOTTEN, "forgotten", 1, save_forgotten, load_forgotten},
 };
 
 rs_err_t rs_pipeline_snapshot_fill(void *ctx, struct rs_snapshot_writer *sw)
@@ -940,6 +1191,7 @@ static void swap_state(struct rs_pipeline *a, struct rs_pipeline *b)
     SWAP(offsets);
     SWAP(offset_cnt);
     SWAP(stats);
+    SWAP(forgotten);
     a->offset_last = b->offset_last = 0;
     a->pop_changed = b->pop_changed = 1; /* rs:pop is written again after a restore */
 }
@@ -957,6 +1209,7 @@ rs_err_t rs_pipeline_snapshot_load(void *ctx, const struct rs_snapshot *snap, ch
     if (!to) goto done;
     for (size_t s = 0; s < sizeof(sections) / sizeof(sections[0]); s++) {
         err = rs_snapshot_reader(snap, sections[s].id, &cur, &r);
+        if (err == RS_ENOENT && sections[s].optional) continue;
         if (err == RS_ENOENT) {
             snprintf(errstr, errstr_size, "section '%s' is missing", sections[s].name);
             err = RS_ECORRUPT;
@@ -978,12 +1231,19 @@ rs_err_t rs_pipeline_snapshot_load(void *ctx, const struct rs_snapshot *snap, ch
         goto done;
     }
     swap_state(p, to);
-    p->last_publish_ns = rs_mono_ns();
+    p->forgotten_sent = 0;
+    p->last_items_ns = rs_mono_ns();
     err = RS_OK;
 
 done:
     rs_pipeline_destroy(to);
     return err;
+}
+
+void rs_pipeline_note_event_lag(struct rs_pipeline *p, int64_t at_ms)
+{
+    int64_t lag = rs_now_ms() - at_ms;
+    rs_histogram_observe(&p->ops.event_lag_seconds, lag > 0 ? (double)lag / 1e3 : 0.0);
 }
 
 void rs_pipeline_note_snapshot(struct rs_pipeline *p, int ok, int64_t at_ms, uint64_t fork_ns)

@@ -29,6 +29,12 @@ size_t rs_dirty_count(const struct rs_dirty *d);
  */
 size_t rs_dirty_take(struct rs_dirty *d, uint32_t *out, size_t max);
 
+/* How long (ms) the oldest dirty user has waited since it was marked; 0 if none. */
+uint32_t rs_dirty_oldest_ms(const struct rs_dirty *d);
+
+/* The i-th oldest dirty user, i < rs_dirty_count(d); the set is unchanged. */
+uint32_t rs_dirty_at(const struct rs_dirty *d, size_t i);
+
 /* Snapshot state (serial.h): the dirty users in order. */
 rs_err_t rs_dirty_save(const struct rs_dirty *d, struct rs_writer *w);
 struct rs_dirty *rs_dirty_load(struct rs_reader *r, rs_err_t *err);

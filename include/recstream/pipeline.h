@@ -39,7 +39,11 @@ struct rs_pipeline_stats {
 
 /* Operational facts of this process (not saved in snapshots), for /metrics. */
 struct rs_pipeline_ops {
-    struct rs_histogram publish_seconds; /* one observation per publish round */
+    /* Where an event's freshness goes, stage by stage (one observation each): */
+    struct rs_histogram event_lag_seconds;  /* per event: Kafka timestamp to applied */
+    struct rs_histogram dirty_wait_seconds; /* per user batch: its oldest user's wait to be ranked */
+    struct rs_histogram rank_seconds;       /* per user batch: ranking and encoding it */
+    struct rs_histogram publish_seconds;    /* per batch: handed to the writer to acknowledged */
     uint64_t snapshots_written;
     uint64_t snapshots_failed;
     int64_t last_snapshot_ms;            /* wall clock of the last good one; 0: none */
@@ -80,16 +84,43 @@ rs_err_t rs_pipeline_apply(struct rs_pipeline *p, const struct rs_event *ev);
 /* Counts an input refused for reason. */
 void rs_pipeline_reject(struct rs_pipeline *p, enum rs_event_reason reason);
 
-/* 1 when the publish interval has passed and users or item lists are waiting. */
+/*
+ * 1 when a batch is due: RANK_BATCH (64) users are dirty, or the oldest dirty
+ * user has waited publish_interval_ms, or forgotten users' keys wait, or the
+ * interval passed since similar-items lists, rs:pop and rs:meta were queued
+ * and one of them changed.
+ */
 int rs_pipeline_publish_due(const struct rs_pipeline *p);
+
+/* Milliseconds until rs_pipeline_publish_due may become 1 (0: now), at most
+ * publish_interval_ms: how long the caller may block waiting for events. */
+int rs_pipeline_publish_wait_ms(const struct rs_pipeline *p);
+
+/*
+ * The streaming publish, never blocking on Redis: folds the batches Redis
+ * acknowledged into the statistics, then ranks due users in batches of up to
+ * 64 and hands each batch's encoded lists to the writer thread, for a few
+ * milliseconds at most or until the writer's queue is full (users then stay
+ * dirty); then similar-items lists, rs:pop and rs:meta when due. Without a
+ * sink it only drains what would be published. RS_OK or RS_ENOMEM.
+ */
+rs_err_t rs_pipeline_publish_step(struct rs_pipeline *p);
 
 /*
  * Ranks and writes every dirty user's list (users without history get their
- * key deleted), up to 1024 changed items' similar-items lists, the trending
- * list if events arrived, then the meta hash. On a Redis error what was not
- * written stays pending and RS_EREDIS is returned; the next call retries.
+ * key deleted), every changed item's similar-items list, the trending list if
+ * events arrived, then the meta hash, and waits until Redis acknowledged all
+ * of it. RS_EREDIS when the writer's last attempt failed: what was not
+ * written stays pending (dirty, or queued with the writer, which retries)
+ * and a later call goes on.
  */
 rs_err_t rs_pipeline_publish(struct rs_pipeline *p);
+
+/* Fill levels of the writer's queue, for back-pressure: batches waiting to be
+ * written, batches not yet acknowledged and folded in, and the queue's size. */
+size_t rs_pipeline_publish_queued(const struct rs_pipeline *p);
+size_t rs_pipeline_publish_in_flight(const struct rs_pipeline *p);
+size_t rs_pipeline_publish_slots(const struct rs_pipeline *p);
 
 /*
  * The blended list (ranker.h, [ranking] weights, top_n entries) the user with
@@ -111,7 +142,7 @@ rs_err_t rs_pipeline_similar(const struct rs_pipeline *p, const char *item, size
 /* Lists waiting to be published: dirty users, changed items, the trending list. */
 size_t rs_pipeline_pending(const struct rs_pipeline *p);
 
-/* Number of users waiting to be published. */
+/* Number of users waiting to be published: dirty, or in a batch Redis has not acknowledged. */
 size_t rs_pipeline_dirty(const struct rs_pipeline *p);
 
 const struct rs_pipeline_stats *rs_pipeline_stats(const struct rs_pipeline *p);
@@ -162,6 +193,9 @@ rs_err_t rs_pipeline_snapshot_fill(void *p, struct rs_snapshot_writer *sw);
  */
 rs_err_t rs_pipeline_snapshot_load(void *p, const struct rs_snapshot *snap, char *errstr,
                                    size_t errstr_size);
+
+/* Records that an event stamped at_ms (Kafka's timestamp, wall clock) was applied now. */
+void rs_pipeline_note_event_lag(struct rs_pipeline *p, int64_t at_ms);
 
 /* Records a snapshot's outcome (ok or failed) at wall-clock at_ms and the fork
  * pause it cost; rs:meta's last_snapshot_ms and /metrics report them. */

@@ -421,6 +421,22 @@ def publish():
         ["target events/s", "achieved events/s", "probes", "missed", "p50 ms", "p99 ms", "max ms"],
         [[num(r["target_rate"]), num(r["achieved_rate"]), r["probes"], r.get("missed", 0),
           "%.1f" % r["p50_ms"], "%.1f" % r["p99_ms"], "%.1f" % r["max_ms"]] for r in fresh]))
+    stages = [r for r in rows if r["bench"] == "freshness-stages"]
+    names = [("event_lag", "event lag (Kafka append to applied)"),
+             ("dirty_wait", "wait in the dirty set"), ("rank", "ranking a batch"),
+             ("publish_duration", "Redis write of a batch")]
+    srows = []
+    for r in stages:
+        for key, label in names:
+            if key in r:
+                srows.append([num(r["target_rate"]), label, num(r[key]["count"]),
+                              "<= %s" % r[key]["p50_le_s"], "<= %s" % r[key]["p99_le_s"]])
+    if srows:
+        fr.add_table("publish.stages", "Where the time goes (recstream's own histograms)", table(
+            ["target events/s", "stage", "observations", "p50 (s, bucket bound)",
+             "p99 (s, bucket bound)"], srows))
+    else:
+        fr.values["publish.stages"] = ""
     for r in fresh:
         fr.headlines.append(["freshness at %s events/s, p50 / p99" % num(r["target_rate"]),
                              "%.1f / %.1f ms" % (r["p50_ms"], r["p99_ms"]), "", ""])

@@ -7,6 +7,7 @@
  * redis-server (RS_REDIS_PORT; scripts/test.sh starts one).
  */
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,7 +33,7 @@ struct shared {
     int port;
     enum rs_list_format format;
     struct rs_buf blob[2]; /* the two lists as stored (json/msgpack) */
-    volatile int done;
+    atomic_int done; /* set by the writer when it has finished */
     long reads, bad;
     char first_bad[256];
 };
@@ -55,7 +56,7 @@ static void *reader(void *arg)
     redisContext *c = redisConnect("127.0.0.1", s->port);
     int seen_first = 0;
 
-    while (!s->done) {
+    while (!atomic_load(&s->done)) {
         redisReply *r = s->format == RS_FORMAT_ZSET
                             ? redisCommand(c, "ZREVRANGE " KEY " 0 -1")
                             : redisCommand(c, "GET " KEY);
@@ -136,7 +137,7 @@ static void run_format(enum rs_list_format format)
                          RS_OK);
         assert_int_equal(rs_redis_flush(sink), RS_OK);
     }
-    s.done = 1;
+    atomic_store(&s.done, 1);
     pthread_join(th, NULL);
     printf("format %s: %ld reads during %d replacements, %ld torn\n",
            rs_config_format_name(format), s.reads, ROUNDS, s.bad);

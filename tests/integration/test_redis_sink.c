@@ -4,7 +4,10 @@
  * lists in each format land under the configured prefix and parse, never hold
  * an item the user has, `forget` deletes the list, the meta hash counts the
  * events, the online hit rate counts events against the list last written,
- * and an unreachable server keeps users dirty for a later retry.
+ * and an unreachable server keeps users dirty for a later retry;
+ * what Redis never acknowledged (lists taken for writing, forgotten users'
+ * DELs) survives a snapshot and is written after a restore, and lists are
+ * counted only once Redis acknowledged them.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +25,7 @@
 #include "recstream/log.h"
 #include "recstream/pipeline.h"
 #include "recstream/redis.h"
+#include "recstream/snapshot.h"
 
 static int redis_port(void)
 {
@@ -255,6 +259,118 @@ static void test_unreachable_redis_keeps_users_dirty(void **state)
     rs_config_destroy(conf);
 }
 
+static int exists(redisContext *c, const char *key)
+{
+    redisReply *r = redisCommand(c, "EXISTS %s", key);
+    int n;
+    assert_non_null(r);
+    n = (int)r->integer;
+    freeReplyObject(r);
+    return n;
+}
+
+static void test_unacknowledged_work_survives_a_snapshot(void **state)
+{
+    char errstr[512], path[512], dir[] = "/tmp/rs-sink-snap-XXXXXX";
+    int port = redis_port();
+    struct rs_config *down = conf_for("json", 1, "t4:"); /* nothing listens on port 1 */
+    struct rs_config *up;
+    struct rs_redis *dead_sink = rs_redis_create(down), *sink;
+    struct rs_pipeline *p = rs_pipeline_create(down, dead_sink, errstr, sizeof(errstr)), *q;
+    struct rs_snapshot_shape shape;
+    const char *forget = "{\"user\":\"u1\",\"type\":\"forget\"}";
+    redisContext *c;
+    redisReply *r;
+    (void)state;
+
+    if (!port) fail_msg("RS_REDIS_PORT is not set: run through scripts/test.sh");
+    assert_non_null(mkdtemp(dir));
+    feed(p);
+    assert_int_equal(rs_pipeline_handle(p, forget, strlen(forget), 1), RS_REASON_OK);
+    /* Taken for writing, refused: nothing counts as published, all still pending. */
+    assert_int_equal(rs_pipeline_publish(p), RS_EREDIS);
+    assert_int_equal(rs_pipeline_stats(p)->lists_published, 0);
+    assert_int_equal(rs_pipeline_stats(p)->lists_deleted, 0);
+    assert_int_equal(rs_pipeline_dirty(p), 3); /* z, u0, u2 (u1 is forgotten) */
+
+    rs_pipeline_shape(down, &shape);
+    if (rs_snapshot_write(dir, 1, &shape, rs_pipeline_snapshot_fill, p, path, sizeof(path),
+                          errstr, sizeof(errstr)))
+        fail_msg("%s", errstr);
+    rs_pipeline_destroy(p); /* the crash: nothing was ever written */
+    rs_redis_destroy(dead_sink);
+
+    c = redisConnect("127.0.0.1", port);
+    r = redisCommand(c, "DEL t4:rec:z t4:rec:u0 t4:rec:u2");
+    freeReplyObject(r);
+    r = redisCommand(c, "SET t4:rec:u1 stale");
+    freeReplyObject(r);
+
+    up = conf_for("json", port, "t4:");
+    sink = rs_redis_create(up);
+    q = rs_pipeline_create(up, sink, errstr, sizeof(errstr));
+    assert_int_equal(rs_snapshot_load_newest(dir, &shape, rs_pipeline_snapshot_load, q, path,
+                                             sizeof(path), errstr, sizeof(errstr)),
+                     RS_OK);
+    assert_int_equal(rs_pipeline_publish(q), RS_OK);
+    assert_int_equal(exists(c, "t4:rec:u1"), 0); /* the DEL was in the snapshot */
+    assert_int_equal(exists(c, "t4:rec:z"), 1);  /* so were the unwritten lists */
+    assert_int_equal(exists(c, "t4:rec:u0"), 1);
+    assert_int_equal(exists(c, "t4:rec:u2"), 1);
+    assert_int_equal(rs_pipeline_stats(q)->lists_published, 3);
+    assert_int_equal(rs_pipeline_stats(q)->lists_deleted, 1);
+    assert_int_equal(rs_pipeline_dirty(q), 0);
+
+    redisFree(c);
+    rs_pipeline_destroy(q);
+    rs_redis_destroy(sink);
+    rs_config_destroy(up);
+    rs_config_destroy(down);
+    {
+        char cmd[600];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        assert_int_equal(system(cmd), 0);
+    }
+}
+
+/* Redis takes the commands but refuses them (out of memory): nothing counts as
+ * published until a later attempt is acknowledged. */
+static void test_lists_count_when_redis_acknowledges(void **state)
+{
+    char errstr[256];
+    int port = redis_port();
+    struct rs_config *conf;
+    struct rs_redis *sink;
+    struct rs_pipeline *p;
+    redisContext *c;
+    redisReply *r;
+    (void)state;
+
+    if (!port) fail_msg("RS_REDIS_PORT is not set: run through scripts/test.sh");
+    conf = conf_for("json", port, "t5:");
+    sink = rs_redis_create(conf);
+    p = rs_pipeline_create(conf, sink, errstr, sizeof(errstr));
+    c = redisConnect("127.0.0.1", port);
+    feed(p);
+    r = redisCommand(c, "CONFIG SET maxmemory 1");
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    assert_int_equal(rs_pipeline_publish(p), RS_EREDIS);
+    assert_int_equal(rs_pipeline_stats(p)->lists_published, 0);
+    assert_int_equal(rs_pipeline_dirty(p), 4);
+    assert_true(rs_pipeline_stats(p)->publish_errors > 0);
+    r = redisCommand(c, "CONFIG SET maxmemory 0");
+    freeReplyObject(r);
+    assert_int_equal(rs_pipeline_publish(p), RS_OK);
+    assert_int_equal(rs_pipeline_stats(p)->lists_published, 4);
+    assert_int_equal(rs_pipeline_dirty(p), 0);
+    assert_int_equal(exists(c, "t5:rec:u2"), 1);
+    redisFree(c);
+    rs_pipeline_destroy(p);
+    rs_redis_destroy(sink);
+    rs_config_destroy(conf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -262,6 +378,8 @@ int main(void)
         cmocka_unit_test(test_zset_format_and_forget),
         cmocka_unit_test(test_hit_rate_counts_events_on_the_published_list),
         cmocka_unit_test(test_unreachable_redis_keeps_users_dirty),
+        cmocka_unit_test(test_unacknowledged_work_survives_a_snapshot),
+        cmocka_unit_test(test_lists_count_when_redis_acknowledges),
     };
     rs_log_set_level(RS_LOG_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);

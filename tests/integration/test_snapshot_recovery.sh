@@ -44,7 +44,8 @@ sets() {
         --set "kafka.group.id=$RUN_ID-$1" --set "kafka.group.instance.id=$RUN_ID-$1"
         --set "redis.port=$RS_REDIS_PORT" --set "redis.prefix=$RUN_ID-$1:"
         --set "snapshot.dir=$DIR/$1" --set "snapshot.every_events=5000"
-        --set "snapshot.interval_s=1" --set "snapshot.keep=3" --set "log.level=warn")
+        --set "snapshot.interval_s=1" --set "snapshot.keep=3" --set "log.level=warn"
+        --set "metrics.listen=") # not scraped here; the default port may be taken
 }
 
 newest() { ls "$DIR/$1"/snap-*.rsnap 2>/dev/null | tail -1; }
