@@ -782,7 +782,7 @@ static size_t users_in_flight(const struct rs_pipeline *p)
 
 size_t rs_pipeline_pending(const struct rs_pipeline *p)
 {
-    return rs_dirty_count(p->dirty) + rs_neighbors_changed(p->neighbors) +
+    return rs_dirty_count(p->dirty) + users_in_flight(p) + rs_neighbors_changed(p->neighbors) +
            (p->pop_changed ? 1 : 0) + (p->forgotten.len > p->forgotten_sent ? 1 : 0);
 }
 

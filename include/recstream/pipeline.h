@@ -139,7 +139,8 @@ rs_err_t rs_pipeline_recommend_with(struct rs_pipeline *p, const char *user, siz
 rs_err_t rs_pipeline_similar(const struct rs_pipeline *p, const char *item, size_t len,
                              size_t max, struct rs_rec *out, size_t *n);
 
-/* Lists waiting to be published: dirty users, changed items, the trending list. */
+/* Lists waiting to be published or acknowledged by Redis: dirty users and those in
+ * batches not acknowledged yet, changed items, the trending list, forgotten users. */
 size_t rs_pipeline_pending(const struct rs_pipeline *p);
 
 /* Number of users waiting to be published: dirty, or in a batch Redis has not acknowledged. */
