@@ -18,6 +18,7 @@
 #include "recstream/neighbors.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef __SSE2__
@@ -42,6 +43,10 @@ struct rs_neighbors {
     int64_t last_ts; /* d(last_ts) cached in last_d */
     float last_d;
     uint64_t rng; /* replacement draws; saved, so a loaded state continues the same */
+    uint64_t instance, changes; /* rs_neighbors_stamp */
+    double shrink;              /* lambda of the support factor; 0: none */
+    int64_t clock;              /* the latest event time seen */
+    double now_scale;           /* 1 / d(clock): a stored count in events at the clock */
 
     uint32_t n_items, cap_items;
     unsigned char *rows; /* cap_items rows of row_bytes: head, ids[S], cnt[S], err[S] */
@@ -86,6 +91,9 @@ static inline float *row_err(const struct rs_neighbors *nb, uint32_t i)
     return (float *)(void *)(row_at(nb, i) + sizeof(struct row_head) + 8u * nb->slots);
 }
 
+/* Instance numbers of rs_neighbors_stamp, unique in the process. */
+static atomic_uint_fast64_t next_instance = 1;
+
 struct rs_neighbors *rs_neighbors_create(int k, int window, double half_life_s)
 {
     struct rs_neighbors *nb;
@@ -100,6 +108,10 @@ struct rs_neighbors *rs_neighbors_create(int k, int window, double half_life_s)
     nb->row_bytes = sizeof(struct row_head) + 12u * (size_t)nb->slots;
     nb->half_life_ms = half_life_s * 1000.0;
     nb->rng = 0x9e3779b97f4a7c15ull;
+    nb->instance = atomic_fetch_add(&next_instance, 1);
+    nb->shrink = RS_NEIGHBORS_SHRINK_DEFAULT;
+    nb->clock = INT64_MIN;
+    nb->now_scale = 1.0;
     return nb;
 }
 
@@ -165,6 +177,23 @@ static rs_err_t grow_users(struct rs_neighbors *nb, uint32_t idx)
     return RS_OK;
 }
 
+/* now_scale from the clock and the reference time. */
+static void set_now_scale(struct rs_neighbors *nb)
+{
+    nb->now_scale = nb->clock == INT64_MIN || !nb->have_ref
+                        ? 1.0
+                        : exp2(-(double)(nb->clock - nb->t_ref) / nb->half_life_ms);
+}
+
+/* Moves the clock forward to ts (sims weigh support at the clock: they change). */
+static void advance_clock(struct rs_neighbors *nb, int64_t ts)
+{
+    if (ts <= nb->clock) return;
+    nb->clock = ts;
+    set_now_scale(nb);
+    nb->changes++;
+}
+
 /* Moves the reference time to t, rescaling every stored count. */
 static void rebase(struct rs_neighbors *nb, int64_t t)
 {
@@ -179,6 +208,7 @@ static void rebase(struct rs_neighbors *nb, int64_t t)
         head(nb, i)->min_hint = (float)(head(nb, i)->min_hint * f);
     }
     nb->t_ref = t;
+    set_now_scale(nb);
 }
 
 /* d(t) relative to t_ref, rebasing first if it would grow too large. */
@@ -324,6 +354,7 @@ rs_err_t rs_neighbors_add(struct rs_neighbors *nb, uint32_t user, uint32_t item,
     n = nb->ring_n[user];
     pos = find_slot(ring, n, item);
     if (pos < n) {
+        advance_clock(nb, ts_ms);
         /* Already recent: only its place changes. */
         memmove(ring + pos, ring + pos + 1, (size_t)(n - pos - 1) * sizeof(*ring));
         ring[n - 1] = item;
@@ -340,6 +371,8 @@ rs_err_t rs_neighbors_add(struct rs_neighbors *nb, uint32_t user, uint32_t item,
             __builtin_prefetch(rp + off, 1);
     }
     d = decay_weight(nb, ts_ms);
+    advance_clock(nb, ts_ms);
+    nb->changes++;
     head(nb, item)->occ += d;
     for (uint32_t r = 0; r < n; r++) {
         uint32_t j = ring[r];
@@ -380,7 +413,35 @@ static float slot_sim(const struct rs_neighbors *nb, uint32_t i, uint32_t s)
     double lower = (double)row_cnt(nb, i)[s] - (double)row_err(nb, i)[s];
     double den = head(nb, i)->occ * head(nb, j)->occ;
     if (!(lower > 0) || !(den > 0)) return 0.0f;
+    if (nb->shrink > 0) {
+        double c = lower * nb->now_scale; /* co-occurrences, weighed at the clock */
+        return (float)(lower / sqrt(den) * (c / (c + nb->shrink)));
+    }
     return (float)(lower / sqrt(den));
+}
+
+rs_err_t rs_neighbors_set_shrink(struct rs_neighbors *nb, double shrink)
+{
+    if (!nb || !(shrink >= 0) || !isfinite(shrink)) return RS_EINVAL;
+    if (shrink != nb->shrink) nb->changes++;
+    nb->shrink = shrink;
+    return RS_OK;
+}
+
+void rs_neighbors_set_clock(struct rs_neighbors *nb, int64_t ts_ms)
+{
+    if (nb) advance_clock(nb, ts_ms);
+}
+
+int64_t rs_neighbors_clock(const struct rs_neighbors *nb)
+{
+    return nb->clock;
+}
+
+struct rs_neighbors_stamp rs_neighbors_stamp(const struct rs_neighbors *nb)
+{
+    struct rs_neighbors_stamp st = {nb->instance, nb->changes};
+    return st;
 }
 
 float rs_neighbors_sim(const struct rs_neighbors *nb, uint32_t i, uint32_t j)
