@@ -46,7 +46,6 @@ struct rs_neighbors {
     uint64_t instance, changes; /* rs_neighbors_stamp */
     double shrink;              /* lambda of the support factor; 0: none */
     int64_t clock;              /* the latest event time seen */
-    double now_scale;           /* 1 / d(clock): a stored count in events at the clock */
 
     uint32_t n_items, cap_items;
     unsigned char *rows; /* cap_items rows of row_bytes: head, ids[S], cnt[S], err[S] */
@@ -111,7 +110,6 @@ struct rs_neighbors *rs_neighbors_create(int k, int window, double half_life_s)
     nb->instance = atomic_fetch_add(&next_instance, 1);
     nb->shrink = RS_NEIGHBORS_SHRINK_DEFAULT;
     nb->clock = INT64_MIN;
-    nb->now_scale = 1.0;
     return nb;
 }
 
@@ -177,12 +175,14 @@ static rs_err_t grow_users(struct rs_neighbors *nb, uint32_t idx)
     return RS_OK;
 }
 
-/* now_scale from the clock and the reference time. */
-static void set_now_scale(struct rs_neighbors *nb)
+/*
+ * 1 / d(clock): turns a stored count into events weighed at the clock. Computed
+ * where similarities are read (once per list), not per event.
+ */
+static double now_scale(const struct rs_neighbors *nb)
 {
-    nb->now_scale = nb->clock == INT64_MIN || !nb->have_ref
-                        ? 1.0
-                        : exp2(-(double)(nb->clock - nb->t_ref) / nb->half_life_ms);
+    if (nb->shrink <= 0 || nb->clock == INT64_MIN || !nb->have_ref) return 1.0;
+    return exp2(-(double)(nb->clock - nb->t_ref) / nb->half_life_ms);
 }
 
 /* Moves the clock forward to ts (sims weigh support at the clock: they change). */
@@ -190,7 +190,6 @@ static void advance_clock(struct rs_neighbors *nb, int64_t ts)
 {
     if (ts <= nb->clock) return;
     nb->clock = ts;
-    set_now_scale(nb);
     nb->changes++;
 }
 
@@ -208,7 +207,6 @@ static void rebase(struct rs_neighbors *nb, int64_t t)
         head(nb, i)->min_hint = (float)(head(nb, i)->min_hint * f);
     }
     nb->t_ref = t;
-    set_now_scale(nb);
 }
 
 /* d(t) relative to t_ref, rebasing first if it would grow too large. */
@@ -407,14 +405,14 @@ const uint32_t *rs_neighbors_recent(const struct rs_neighbors *nb, uint32_t user
 }
 
 /* sim of row i's slot s. */
-static float slot_sim(const struct rs_neighbors *nb, uint32_t i, uint32_t s)
+static float slot_sim(const struct rs_neighbors *nb, uint32_t i, uint32_t s, double scale)
 {
     uint32_t j = row_ids(nb, i)[s];
     double lower = (double)row_cnt(nb, i)[s] - (double)row_err(nb, i)[s];
     double den = head(nb, i)->occ * head(nb, j)->occ;
     if (!(lower > 0) || !(den > 0)) return 0.0f;
     if (nb->shrink > 0) {
-        double c = lower * nb->now_scale; /* co-occurrences, weighed at the clock */
+        double c = lower * scale; /* co-occurrences, weighed at the clock */
         return (float)(lower / sqrt(den) * (c / (c + nb->shrink)));
     }
     return (float)(lower / sqrt(den));
@@ -452,7 +450,7 @@ float rs_neighbors_sim(const struct rs_neighbors *nb, uint32_t i, uint32_t j)
     used = head(nb, i)->meta & USED_MASK;
     ids = row_ids(nb, i);
     for (uint32_t s = 0; s < used; s++)
-        if (ids[s] == j) return slot_sim(nb, i, s);
+        if (ids[s] == j) return slot_sim(nb, i, s, now_scale(nb));
     return 0.0f;
 }
 
@@ -498,16 +496,18 @@ size_t rs_neighbors_top(const struct rs_neighbors *nb, uint32_t item, size_t max
     size_t n = 0;
     uint32_t used;
     const uint32_t *ids;
+    double scale;
 
     if (!nb || item >= nb->n_items || max == 0) return 0;
     if (max > (size_t)nb->k) max = (size_t)nb->k;
+    scale = now_scale(nb);
     used = head(nb, item)->meta & USED_MASK;
     ids = row_ids(nb, item);
     /* Each sim reads its partner's N_j, scattered in memory: ask for all first. */
     for (uint32_t s = 0; s < used; s++)
         __builtin_prefetch(row_at(nb, ids[s]));
     for (uint32_t s = 0; s < used; s++) {
-        struct rs_rec c = {ids[s], slot_sim(nb, item, s), RS_NONE};
+        struct rs_rec c = {ids[s], slot_sim(nb, item, s, scale), RS_NONE};
         if (c.score > 0) scratch[n++] = c;
     }
     if (n > max) {
