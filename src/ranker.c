@@ -108,6 +108,10 @@ struct rs_ranker {
     size_t acc_cap;
     uint32_t *touched;
     size_t touched_cap;
+    struct rs_rec *cand_all; /* window x k: one user's gathered items */
+    size_t cand_all_cap;
+    uint32_t *block_at; /* item blocks + 1: counting sort of candidates */
+    size_t block_at_cap;
     struct rs_rec *sim; /* k + 2k: a top-k list and its scratch */
     size_t sim_cap;
     struct nb_cache nbc;
@@ -216,6 +220,8 @@ void rs_ranker_destroy(struct rs_ranker *rk)
     free(rk->best);
     free(rk->acc_why);
     free(rk->touched);
+    free(rk->cand_all);
+    free(rk->block_at);
     free(rk->sim);
     free(rk->nbc.tag);
     free(rk->nbc.ep);
@@ -405,12 +411,6 @@ static size_t gather(struct rs_ranker *rk, const struct rs_neighbors *nb,
 
 static int cmp_rec_desc(const void *x, const void *y);
 
-static int cmp_rec_item(const void *x, const void *y)
-{
-    uint32_t a = ((const struct rs_rec *)x)->item, b = ((const struct rs_rec *)y)->item;
-    return a < b ? -1 : a > b;
-}
-
 /* Fills slot s's candidates: unseen gathered items, w_nb * sum of sims. */
 static void build_candidates(struct rs_ranker *rk, const struct rs_rank_sources *src,
                              float w_nb, struct slot *sl, struct rs_rec *cand,
@@ -420,27 +420,41 @@ static void build_candidates(struct rs_ranker *rk, const struct rs_rank_sources 
     const uint32_t *ring = rs_neighbors_recent(src->neighbors, sl->user, &rn);
     const uint32_t *hist = rs_history_items(src->history, sl->user, &nh);
 
+    struct rs_rec *all = rk->cand_all; /* window * k: every gathered item */
+
     t = gather(rk, src->neighbors, ring, rn, hist, nh, rs_model_items(src->model));
     for (size_t x = 0; x < t; x++) {
         uint32_t j = rk->touched[x];
-        cand[n].item = j;
-        cand[n].score = w_nb * rk->acc[j];
-        cand[n].why = rk->acc_why[j];
+        all[n].item = j;
+        all[n].score = w_nb * rk->acc[j];
+        all[n].why = rk->acc_why[j];
         n++;
         rk->acc[j] = 0.0f;
         rk->best[j] = 0.0f;
     }
     if (n > RS_RANKER_MAX_CANDIDATES) {
-        qsort(cand, n, sizeof(*cand), cmp_rec_desc);
+        qsort(all, n, sizeof(*all), cmp_rec_desc);
         n = RS_RANKER_MAX_CANDIDATES;
     }
     /*
-     * With many item blocks, put them in item order so each block takes its
+     * With many item blocks, group them by block (a counting sort: blocks
+     * in increasing order, any order inside one) so each block takes its
      * candidates from a cursor; with few, scanning them all per block is
-     * cheaper than sorting.
+     * cheaper.
      */
     sl->cand_sorted = blocks > 8;
-    if (sl->cand_sorted) qsort(cand, n, sizeof(*cand), cmp_rec_item);
+    if (sl->cand_sorted) {
+        uint32_t *at = rk->block_at; /* blocks + 1 */
+        memset(at, 0, ((size_t)blocks + 1) * sizeof(*at));
+        for (size_t x = 0; x < n; x++)
+            at[all[x].item / ITEM_BLOCK + 1]++;
+        for (uint32_t b = 1; b <= blocks; b++)
+            at[b] += at[b - 1];
+        for (size_t x = 0; x < n; x++)
+            cand[at[all[x].item / ITEM_BLOCK]++] = all[x];
+    } else {
+        memcpy(cand, all, n * sizeof(*cand));
+    }
     sl->cand = cand;
     sl->cand_n = n;
 }
@@ -635,7 +649,12 @@ static rs_err_t run(struct rs_ranker *rk, struct call *cl, const uint32_t *users
             (err = reserve_bytes(&rk->sim, &rk->sim_cap, kk + RS_NEIGHBORS_SLOTS(kk),
                                  sizeof(*rk->sim), 0)) ||
             (err = reserve_bytes(&rk->touched, &rk->touched_cap, kk * win,
-                                 sizeof(*rk->touched), 0)))
+                                 sizeof(*rk->touched), 0)) ||
+            (err = reserve_bytes(&rk->cand_all, &rk->cand_all_cap, kk * win,
+                                 sizeof(*rk->cand_all), 0)) ||
+            (err = reserve_bytes(&rk->block_at, &rk->block_at_cap,
+                                 (n_items + block - 1) / block + 1, sizeof(*rk->block_at),
+                                 0)))
             goto out;
         /* Three arrays of one capacity: the new tails are zero whichever grew. */
         size_t acc_cap = rk->acc_cap, best_cap = rk->acc_cap, why_cap = rk->acc_cap;
