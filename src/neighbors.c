@@ -13,7 +13,10 @@
  * multiplied by 2^(-(t - t_ref)/h) and t_ref moves to t (one pass over the
  * item state per 32 half-lives of event time); the float counts therefore
  * stay far below FLT_MAX. Similarities are ratios of counts with the same
- * reference, so they never need the current time.
+ * reference, so they never need the current time; only the support
+ * shrinkage does (a count in events at the clock, the latest event time,
+ * is the stored count times 2^(-(clock - t_ref)/h), computed once per list).
+ * A stamp (instance number, change counter) lets a reader cache top lists.
  */
 #include "recstream/neighbors.h"
 

@@ -124,9 +124,9 @@ size_t rs_neighbors_top(const struct rs_neighbors *nb, uint32_t item, size_t max
 /*
  * What the similarities were computed from, for caches of top lists (the
  * ranker keeps one): instance is unique to this object in the process,
- * changes grows whenever any row or occurrence count changes (a new
- * occurrence; an event whose item is already in the ring changes neither).
- * Equal stamps mean every rs_neighbors_top result is unchanged.
+ * changes grows whenever any similarity may change: a new occurrence, the
+ * clock moving forward (the shrinkage weighs support at the clock), a new
+ * shrink. Equal stamps mean every rs_neighbors_top result is unchanged.
  */
 struct rs_neighbors_stamp {
     uint64_t instance;
