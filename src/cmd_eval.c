@@ -42,7 +42,7 @@ static void usage(FILE *out)
         "  mf          the factorisation model alone (its scores b_i + p_u.q_i)\n"
         "  neighbors   the pipeline ranking by item neighbours alone\n"
         "  isgd        plain positive-only SGD (same k, learning rate, regularisation)\n"
-        "  popularity  time-decayed counts (neighbors.half_life_s)\n"
+        "  popularity  time-decayed counts (popularity.half_life_s)\n"
         "\n"
         "  -c, --config FILE          configuration file (model hyperparameters)\n"
         "  -i, --input PATH           events (any layout `replay` reads)\n"
@@ -336,7 +336,7 @@ int rs_cmd_eval(int argc, char **argv)
                                                sizeof(errstr));
         } else {
             err = rs_eval_prequential(&d, &mp, model, (int)top_n,
-                                      conf->neighbors_half_life_s, &po, &r, errstr,
+                                      conf->popularity_half_life_s, &po, &r, errstr,
                                       sizeof(errstr));
         }
         if (err != RS_OK) {

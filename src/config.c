@@ -187,8 +187,13 @@ static const struct opt opts[] = {
     INT("neighbors", "k", neighbors_k, "20", 1, 1000, "similar items kept per item"),
     INT("neighbors", "window", neighbors_window, "20", 1, 1000,
         "recent items per user that co-occur with a new one"),
-    DBL_POS("neighbors", "half_life_s", neighbors_half_life_s, "604800", HUGE_VAL,
-            "half-life of co-occurrence and popularity weights, seconds"),
+    DBL_POS("neighbors", "half_life_s", neighbors_half_life_s, "315360000", HUGE_VAL,
+            "half-life of co-occurrence weights, seconds"),
+    DBL("neighbors", "shrink", neighbors_shrink, "2", 0, 1000000,
+        "support shrinkage: similarities are scaled by c / (c + shrink), c the co-occurrences"),
+
+    DBL_POS("popularity", "half_life_s", popularity_half_life_s, "604800", HUGE_VAL,
+            "half-life of popularity (trending) weights, seconds"),
 
     INT("ranking", "top_n", top_n, "20", 1, 1000, "items in each published list"),
     DBL("ranking", "mf_weight", mf_weight, "0.2", 0, 1000,

@@ -13,11 +13,15 @@
  * multiplied by 2^(-(t - t_ref)/h) and t_ref moves to t (one pass over the
  * item state per 32 half-lives of event time); the float counts therefore
  * stay far below FLT_MAX. Similarities are ratios of counts with the same
- * reference, so they never need the current time.
+ * reference, so they never need the current time; only the support
+ * shrinkage does (a count in events at the clock, the latest event time,
+ * is the stored count times 2^(-(clock - t_ref)/h), computed once per list).
+ * A stamp (instance number, change counter) lets a reader cache top lists.
  */
 #include "recstream/neighbors.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef __SSE2__
@@ -42,6 +46,9 @@ struct rs_neighbors {
     int64_t last_ts; /* d(last_ts) cached in last_d */
     float last_d;
     uint64_t rng; /* replacement draws; saved, so a loaded state continues the same */
+    uint64_t instance, changes; /* rs_neighbors_stamp */
+    double shrink;              /* lambda of the support factor; 0: none */
+    int64_t clock;              /* the latest event time seen */
 
     uint32_t n_items, cap_items;
     unsigned char *rows; /* cap_items rows of row_bytes: head, ids[S], cnt[S], err[S] */
@@ -86,6 +93,9 @@ static inline float *row_err(const struct rs_neighbors *nb, uint32_t i)
     return (float *)(void *)(row_at(nb, i) + sizeof(struct row_head) + 8u * nb->slots);
 }
 
+/* Instance numbers of rs_neighbors_stamp, unique in the process. */
+static atomic_uint_fast64_t next_instance = 1;
+
 struct rs_neighbors *rs_neighbors_create(int k, int window, double half_life_s)
 {
     struct rs_neighbors *nb;
@@ -100,6 +110,9 @@ struct rs_neighbors *rs_neighbors_create(int k, int window, double half_life_s)
     nb->row_bytes = sizeof(struct row_head) + 12u * (size_t)nb->slots;
     nb->half_life_ms = half_life_s * 1000.0;
     nb->rng = 0x9e3779b97f4a7c15ull;
+    nb->instance = atomic_fetch_add(&next_instance, 1);
+    nb->shrink = RS_NEIGHBORS_SHRINK_DEFAULT;
+    nb->clock = INT64_MIN;
     return nb;
 }
 
@@ -163,6 +176,24 @@ static rs_err_t grow_users(struct rs_neighbors *nb, uint32_t idx)
         return RS_ENOMEM;
     nb->cap_users = cap;
     return RS_OK;
+}
+
+/*
+ * 1 / d(clock): turns a stored count into events weighed at the clock. Computed
+ * where similarities are read (once per list), not per event.
+ */
+static double now_scale(const struct rs_neighbors *nb)
+{
+    if (nb->shrink <= 0 || nb->clock == INT64_MIN || !nb->have_ref) return 1.0;
+    return exp2(-(double)(nb->clock - nb->t_ref) / nb->half_life_ms);
+}
+
+/* Moves the clock forward to ts (sims weigh support at the clock: they change). */
+static void advance_clock(struct rs_neighbors *nb, int64_t ts)
+{
+    if (ts <= nb->clock) return;
+    nb->clock = ts;
+    nb->changes++;
 }
 
 /* Moves the reference time to t, rescaling every stored count. */
@@ -324,6 +355,7 @@ rs_err_t rs_neighbors_add(struct rs_neighbors *nb, uint32_t user, uint32_t item,
     n = nb->ring_n[user];
     pos = find_slot(ring, n, item);
     if (pos < n) {
+        advance_clock(nb, ts_ms);
         /* Already recent: only its place changes. */
         memmove(ring + pos, ring + pos + 1, (size_t)(n - pos - 1) * sizeof(*ring));
         ring[n - 1] = item;
@@ -340,6 +372,8 @@ rs_err_t rs_neighbors_add(struct rs_neighbors *nb, uint32_t user, uint32_t item,
             __builtin_prefetch(rp + off, 1);
     }
     d = decay_weight(nb, ts_ms);
+    advance_clock(nb, ts_ms);
+    nb->changes++;
     head(nb, item)->occ += d;
     for (uint32_t r = 0; r < n; r++) {
         uint32_t j = ring[r];
@@ -374,13 +408,41 @@ const uint32_t *rs_neighbors_recent(const struct rs_neighbors *nb, uint32_t user
 }
 
 /* sim of row i's slot s. */
-static float slot_sim(const struct rs_neighbors *nb, uint32_t i, uint32_t s)
+static float slot_sim(const struct rs_neighbors *nb, uint32_t i, uint32_t s, double scale)
 {
     uint32_t j = row_ids(nb, i)[s];
     double lower = (double)row_cnt(nb, i)[s] - (double)row_err(nb, i)[s];
     double den = head(nb, i)->occ * head(nb, j)->occ;
     if (!(lower > 0) || !(den > 0)) return 0.0f;
+    if (nb->shrink > 0) {
+        double c = lower * scale; /* co-occurrences, weighed at the clock */
+        return (float)(lower / sqrt(den) * (c / (c + nb->shrink)));
+    }
     return (float)(lower / sqrt(den));
+}
+
+rs_err_t rs_neighbors_set_shrink(struct rs_neighbors *nb, double shrink)
+{
+    if (!nb || !(shrink >= 0) || !isfinite(shrink)) return RS_EINVAL;
+    if (shrink != nb->shrink) nb->changes++;
+    nb->shrink = shrink;
+    return RS_OK;
+}
+
+void rs_neighbors_set_clock(struct rs_neighbors *nb, int64_t ts_ms)
+{
+    if (nb) advance_clock(nb, ts_ms);
+}
+
+int64_t rs_neighbors_clock(const struct rs_neighbors *nb)
+{
+    return nb->clock;
+}
+
+struct rs_neighbors_stamp rs_neighbors_stamp(const struct rs_neighbors *nb)
+{
+    struct rs_neighbors_stamp st = {nb->instance, nb->changes};
+    return st;
 }
 
 float rs_neighbors_sim(const struct rs_neighbors *nb, uint32_t i, uint32_t j)
@@ -391,7 +453,7 @@ float rs_neighbors_sim(const struct rs_neighbors *nb, uint32_t i, uint32_t j)
     used = head(nb, i)->meta & USED_MASK;
     ids = row_ids(nb, i);
     for (uint32_t s = 0; s < used; s++)
-        if (ids[s] == j) return slot_sim(nb, i, s);
+        if (ids[s] == j) return slot_sim(nb, i, s, now_scale(nb));
     return 0.0f;
 }
 
@@ -437,16 +499,18 @@ size_t rs_neighbors_top(const struct rs_neighbors *nb, uint32_t item, size_t max
     size_t n = 0;
     uint32_t used;
     const uint32_t *ids;
+    double scale;
 
     if (!nb || item >= nb->n_items || max == 0) return 0;
     if (max > (size_t)nb->k) max = (size_t)nb->k;
+    scale = now_scale(nb);
     used = head(nb, item)->meta & USED_MASK;
     ids = row_ids(nb, item);
     /* Each sim reads its partner's N_j, scattered in memory: ask for all first. */
     for (uint32_t s = 0; s < used; s++)
         __builtin_prefetch(row_at(nb, ids[s]));
     for (uint32_t s = 0; s < used; s++) {
-        struct rs_rec c = {ids[s], slot_sim(nb, item, s), RS_NONE};
+        struct rs_rec c = {ids[s], slot_sim(nb, item, s, scale), RS_NONE};
         if (c.score > 0) scratch[n++] = c;
     }
     if (n > max) {

@@ -137,7 +137,7 @@ struct rs_pipeline *rs_pipeline_create(const struct rs_config *conf,
     p->recs = calloc((size_t)PUBLISH_BATCH * (size_t)conf->top_n, sizeof(*p->recs));
     p->neighbors = rs_neighbors_create(conf->neighbors_k, conf->neighbors_window,
                                        conf->neighbors_half_life_s);
-    p->popularity = rs_popularity_create(conf->neighbors_half_life_s);
+    p->popularity = rs_popularity_create(conf->popularity_half_life_s);
     p->served = rs_served_create((size_t)conf->top_n);
     p->sim_recs = calloc(
         (size_t)(conf->neighbors_k > conf->top_n ? conf->neighbors_k : conf->top_n),
@@ -145,6 +145,7 @@ struct rs_pipeline *rs_pipeline_create(const struct rs_config *conf,
     if (!p->users || !p->items || !p->model || !p->history || !p->dirty || !p->ranker ||
         !p->recs || !p->neighbors || !p->popularity || !p->sim_recs || !p->served)
         goto nomem;
+    rs_neighbors_set_shrink(p->neighbors, conf->neighbors_shrink); /* checked by config */
     rs_buf_init(&p->key);
     rs_buf_init(&p->blob);
     rs_buf_init(&p->forgotten);
@@ -1230,6 +1231,10 @@ rs_err_t rs_pipeline_snapshot_load(void *ctx, const struct rs_snapshot *snap, ch
         err = RS_ECORRUPT;
         goto done;
     }
+    /* Neither is in the neighbours' section: the shrinkage is configuration, and
+     * their clock (the latest event time) is popularity's, which saw every event. */
+    rs_neighbors_set_shrink(to->neighbors, p->conf->neighbors_shrink);
+    rs_neighbors_set_clock(to->neighbors, rs_popularity_clock(to->popularity));
     swap_state(p, to);
     p->forgotten_sent = 0;
     p->last_items_ns = rs_mono_ns();

@@ -15,7 +15,11 @@
  * extra small sgemm over a fixed sample of item rows.
  * Neighbour candidates are gathered per user from the top-k lists of the
  * user's recent items into dense accumulators over the items, touched-list
- * cleared, so gathering costs O(window * k) whatever the catalogue size.
+ * cleared, so gathering costs O(window * k) whatever the catalogue size. The
+ * top-k lists come from a bounded cache (struct nb_cache), valid for one
+ * state of the neighbours: computing a list (2k similarities, each reading
+ * its partner's row head somewhere in memory, and a selection) cost more
+ * than the 10K-item sgemm per user; users ranked together share them.
  * The ranker owns all its scratch buffers, grown on demand and reused, so
  * ranking allocates nothing once warmed up.
  * Order: higher score first; on equal scores the lower item index wins. NaN
@@ -41,6 +45,28 @@
 #define MF_SAMPLE 512u
 
 enum mode { MODE_RAW, MODE_BLEND };
+
+/*
+ * Items' top-k neighbour lists as rs_neighbors_top gave them, direct-mapped
+ * by item index (entry = item & mask, tagged with the item). Users ranked
+ * together share most of their recent items, so each list is computed once
+ * per state of the neighbours: every entry belongs to the epoch of one
+ * rs_neighbors_stamp, and a call that sees another stamp starts a new epoch
+ * (all entries stale at once). An entry is therefore used only while the
+ * neighbours are exactly as they were when it was filled, and gives the same
+ * list, in the same order, as computing it again. Bounded: at most
+ * NB_CACHE_BYTES whatever the catalogue.
+ */
+#define NB_CACHE_BYTES (8u << 20)
+struct nb_cache {
+    struct rs_neighbors_stamp stamp;
+    size_t k;             /* list length of every entry */
+    size_t entries;       /* a power of two, 0 before the first use */
+    uint32_t epoch;       /* entries of other epochs are stale */
+    uint32_t *tag, *ep;   /* entries: the item held, its epoch */
+    uint32_t *len;        /* entries: the list's length */
+    struct rs_rec *lists; /* entries x k */
+};
 
 /* One user of the batch being ranked. */
 struct slot {
@@ -82,8 +108,13 @@ struct rs_ranker {
     size_t acc_cap;
     uint32_t *touched;
     size_t touched_cap;
+    struct rs_rec *cand_all; /* window x k: one user's gathered items */
+    size_t cand_all_cap;
+    uint32_t *block_at; /* item blocks + 1: counting sort of candidates */
+    size_t block_at_cap;
     struct rs_rec *sim; /* k + 2k: a top-k list and its scratch */
     size_t sim_cap;
+    struct nb_cache nbc;
 };
 
 /* a ranks before b. */
@@ -189,7 +220,13 @@ void rs_ranker_destroy(struct rs_ranker *rk)
     free(rk->best);
     free(rk->acc_why);
     free(rk->touched);
+    free(rk->cand_all);
+    free(rk->block_at);
     free(rk->sim);
+    free(rk->nbc.tag);
+    free(rk->nbc.ep);
+    free(rk->nbc.len);
+    free(rk->nbc.lists);
     free(rk);
 }
 
@@ -265,26 +302,96 @@ static int in_sorted(const uint32_t *a, size_t n, uint32_t x)
 /* ---- neighbour candidates ---- */
 
 /*
+ * Makes the cache fit the neighbours' current state and the catalogue: a new
+ * stamp or list length starts a new epoch; a catalogue that outgrew the
+ * entries (up to NB_CACHE_BYTES) reallocates them. On ENOMEM the cache is
+ * off (entries 0) and lists are computed each time.
+ */
+static void cache_prepare(struct nb_cache *c, const struct rs_neighbors *nb, size_t k,
+                          uint32_t n_items)
+{
+    struct rs_neighbors_stamp st = rs_neighbors_stamp(nb);
+    size_t per = 3 * sizeof(uint32_t) + k * sizeof(struct rs_rec), want = 64;
+    while (want < n_items && 2 * want * per <= NB_CACHE_BYTES)
+        want *= 2;
+    if (want > c->entries || k != c->k) {
+        free(c->tag);
+        free(c->ep);
+        free(c->len);
+        free(c->lists);
+        c->tag = malloc(want * sizeof(*c->tag));
+        c->ep = calloc(want, sizeof(*c->ep));
+        c->len = malloc(want * sizeof(*c->len));
+        c->lists = malloc(want * k * sizeof(*c->lists));
+        c->entries = c->tag && c->ep && c->len && c->lists ? want : 0;
+        c->k = k;
+        c->epoch = 0; /* every entry stale: the epoch below is 1 */
+        c->stamp.instance = 0;
+    }
+    if (c->entries == 0) return;
+    if (st.instance != c->stamp.instance || st.changes != c->stamp.changes ||
+        c->epoch == 0) {
+        c->stamp = st;
+        if (++c->epoch == 0) { /* wrapped: clear the old epochs */
+            memset(c->ep, 0, c->entries * sizeof(*c->ep));
+            c->epoch = 1;
+        }
+    }
+}
+
+/* Item's top-k neighbours (rs_neighbors_top), from the cache when it holds them. */
+static const struct rs_rec *top_of(struct rs_ranker *rk, const struct rs_neighbors *nb,
+                                   uint32_t item, size_t k, size_t *m)
+{
+    struct nb_cache *c = &rk->nbc;
+    size_t e;
+    struct rs_rec *list;
+
+    if (c->entries == 0) {
+        *m = rs_neighbors_top(nb, item, k, rk->sim, rk->sim + k);
+        return rk->sim;
+    }
+    e = item & (c->entries - 1);
+    list = c->lists + e * k;
+    if (c->tag[e] != item || c->ep[e] != c->epoch) {
+        c->len[e] = (uint32_t)rs_neighbors_top(nb, item, k, list, rk->sim + k);
+        c->tag[e] = item;
+        c->ep[e] = c->epoch;
+    }
+    *m = c->len[e];
+    return list;
+}
+
+/* Histories up to this long are marked in the accumulators; longer ones are searched. */
+#define MARK_HISTORY_MAX 1024u
+
+/*
  * Sums sim(h, j) over the user's recent items h (newest first) into the
- * dense accumulators; returns the number of distinct items touched, listed
- * in rk->touched. acc_why[j] is the h with the largest sim (newest on ties).
+ * dense accumulators; returns the number of distinct unseen items touched,
+ * listed in rk->touched. acc_why[j] is the h with the largest sim (newest on
+ * ties). Recent items, and history items (hist[0..nh), ascending), are
+ * marked -inf first so they are skipped, and unmarked at the end.
  */
 static size_t gather(struct rs_ranker *rk, const struct rs_neighbors *nb,
-                     const uint32_t *ring, size_t rn, uint32_t n_items)
+                     const uint32_t *ring, size_t rn, const uint32_t *hist, size_t nh,
+                     uint32_t n_items)
 {
     size_t t = 0, k = (size_t)rs_neighbors_k(nb);
-    struct rs_rec *top = rk->sim, *scratch = rk->sim + k;
-    /* The recent items themselves are excluded: mark them for the loop below. */
+    int mark = nh <= MARK_HISTORY_MAX;
     for (size_t r = 0; r < rn; r++)
         if (ring[r] < n_items) rk->acc[ring[r]] = -INFINITY;
+    for (size_t h = 0; mark && h < nh && hist[h] < n_items; h++)
+        rk->acc[hist[h]] = -INFINITY;
     for (size_t r = rn; r-- > 0;) {
-        size_t m = rs_neighbors_top(nb, ring[r], k, top, scratch);
+        size_t m;
+        const struct rs_rec *top = top_of(rk, nb, ring[r], k, &m);
         for (size_t x = 0; x < m; x++) {
             uint32_t j = top[x].item;
             float v = top[x].score;
             if (j >= n_items || rk->acc[j] < 0.0f)
-                continue; /* not in the model yet, recent */
+                continue; /* not in the model yet, recent, seen */
             if (rk->acc[j] == 0.0f) {
+                if (!mark && in_sorted(hist, nh, j)) continue;
                 rk->touched[t++] = j;
                 rk->best[j] = v;
                 rk->acc_why[j] = ring[r];
@@ -297,60 +404,57 @@ static size_t gather(struct rs_ranker *rk, const struct rs_neighbors *nb,
     }
     for (size_t r = 0; r < rn; r++)
         if (ring[r] < n_items) rk->acc[ring[r]] = 0.0f;
+    for (size_t h = 0; mark && h < nh && hist[h] < n_items; h++)
+        rk->acc[hist[h]] = 0.0f;
     return t;
 }
 
 static int cmp_rec_desc(const void *x, const void *y);
 
-static int cmp_rec_item(const void *x, const void *y)
-{
-    uint32_t a = ((const struct rs_rec *)x)->item, b = ((const struct rs_rec *)y)->item;
-    return a < b ? -1 : a > b;
-}
-
-/* Fills slot s's candidates: unseen gathered items, w_nb * sum / max sum. */
+/* Fills slot s's candidates: unseen gathered items, w_nb * sum of sims. */
 static void build_candidates(struct rs_ranker *rk, const struct rs_rank_sources *src,
                              float w_nb, struct slot *sl, struct rs_rec *cand,
                              uint32_t blocks)
 {
-    size_t rn = 0, t, n = 0;
+    size_t rn = 0, t, n = 0, nh = 0;
     const uint32_t *ring = rs_neighbors_recent(src->neighbors, sl->user, &rn);
-    float mx = 0.0f;
-
-    size_t nh = 0;
     const uint32_t *hist = rs_history_items(src->history, sl->user, &nh);
 
-    t = gather(rk, src->neighbors, ring, rn, rs_model_items(src->model));
+    struct rs_rec *all = rk->cand_all; /* window * k: every gathered item */
+
+    t = gather(rk, src->neighbors, ring, rn, hist, nh, rs_model_items(src->model));
     for (size_t x = 0; x < t; x++) {
         uint32_t j = rk->touched[x];
-        if (in_sorted(hist, nh, j)) {
-            rk->acc[j] = -1.0f; /* excluded: not a candidate, not in the max */
-            continue;
-        }
-        if (rk->acc[j] > mx) mx = rk->acc[j];
-    }
-    for (size_t x = 0; x < t; x++) {
-        uint32_t j = rk->touched[x];
-        if (rk->acc[j] > 0 && mx > 0) {
-            cand[n].item = j;
-            cand[n].score = w_nb * (rk->acc[j] / mx);
-            cand[n].why = rk->acc_why[j];
-            n++;
-        }
+        all[n].item = j;
+        all[n].score = w_nb * rk->acc[j];
+        all[n].why = rk->acc_why[j];
+        n++;
         rk->acc[j] = 0.0f;
         rk->best[j] = 0.0f;
     }
     if (n > RS_RANKER_MAX_CANDIDATES) {
-        qsort(cand, n, sizeof(*cand), cmp_rec_desc);
+        qsort(all, n, sizeof(*all), cmp_rec_desc);
         n = RS_RANKER_MAX_CANDIDATES;
     }
     /*
-     * With many item blocks, put them in item order so each block takes its
+     * With many item blocks, group them by block (a counting sort: blocks
+     * in increasing order, any order inside one) so each block takes its
      * candidates from a cursor; with few, scanning them all per block is
-     * cheaper than sorting.
+     * cheaper.
      */
     sl->cand_sorted = blocks > 8;
-    if (sl->cand_sorted) qsort(cand, n, sizeof(*cand), cmp_rec_item);
+    if (sl->cand_sorted) {
+        uint32_t *at = rk->block_at; /* blocks + 1 */
+        memset(at, 0, ((size_t)blocks + 1) * sizeof(*at));
+        for (size_t x = 0; x < n; x++)
+            at[all[x].item / ITEM_BLOCK + 1]++;
+        for (uint32_t b = 1; b <= blocks; b++)
+            at[b] += at[b - 1];
+        for (size_t x = 0; x < n; x++)
+            cand[at[all[x].item / ITEM_BLOCK]++] = all[x];
+    } else {
+        memcpy(cand, all, n * sizeof(*cand));
+    }
     sl->cand = cand;
     sl->cand_n = n;
 }
@@ -545,7 +649,12 @@ static rs_err_t run(struct rs_ranker *rk, struct call *cl, const uint32_t *users
             (err = reserve_bytes(&rk->sim, &rk->sim_cap, kk + RS_NEIGHBORS_SLOTS(kk),
                                  sizeof(*rk->sim), 0)) ||
             (err = reserve_bytes(&rk->touched, &rk->touched_cap, kk * win,
-                                 sizeof(*rk->touched), 0)))
+                                 sizeof(*rk->touched), 0)) ||
+            (err = reserve_bytes(&rk->cand_all, &rk->cand_all_cap, kk * win,
+                                 sizeof(*rk->cand_all), 0)) ||
+            (err = reserve_bytes(&rk->block_at, &rk->block_at_cap,
+                                 (n_items + block - 1) / block + 1, sizeof(*rk->block_at),
+                                 0)))
             goto out;
         /* Three arrays of one capacity: the new tails are zero whichever grew. */
         size_t acc_cap = rk->acc_cap, best_cap = rk->acc_cap, why_cap = rk->acc_cap;
@@ -554,6 +663,7 @@ static rs_err_t run(struct rs_ranker *rk, struct call *cl, const uint32_t *users
             (err = reserve_bytes(&rk->acc_why, &why_cap, n_items, sizeof(uint32_t), 1)))
             goto out;
         rk->acc_cap = acc_cap;
+        cache_prepare(&rk->nbc, cl->src->neighbors, kk, n_items);
     }
 
     size_t j = 0;
@@ -750,7 +860,6 @@ size_t rs_ranker_blend_naive(const struct rs_rank_sources *src,
     /* Neighbour term: sums over the recent items, newest first. */
     if (w->neighbor > 0 && src->neighbors) {
         size_t kk = (size_t)rs_neighbors_k(src->neighbors);
-        float mx = 0.0f;
         ring = rs_neighbors_recent(src->neighbors, user, &rn);
         sim = malloc(kk * sizeof(*sim));
         if (!sim) goto out;
@@ -767,12 +876,7 @@ size_t rs_ranker_blend_naive(const struct rs_rank_sources *src,
             }
         }
         for (uint32_t j = 0; j < n_items; j++) {
-            if (in_ring(ring, rn, j) || rs_history_contains(src->history, user, j))
-                continue;
-            if (nbv[j] > mx) mx = nbv[j];
-        }
-        for (uint32_t j = 0; j < n_items; j++) {
-            nbv[j] = mx > 0 && nbv[j] > 0 ? w->neighbor * (nbv[j] / mx) : 0.0f;
+            nbv[j] = nbv[j] > 0 ? w->neighbor * nbv[j] : 0.0f;
             has_nb |= nbv[j] > 0 && !in_ring(ring, rn, j) &&
                       !rs_history_contains(src->history, user, j);
         }

@@ -75,6 +75,10 @@ struct rs_config {
     int neighbors_k;
     int neighbors_window;
     double neighbors_half_life_s;
+    double neighbors_shrink;
+
+    /* [popularity] */
+    double popularity_half_life_s;
 
     /* [ranking] */
     int top_n;

@@ -15,6 +15,16 @@
  * in which the common decay factor 2^(-now/h) cancels: at any time it weighs
  * each co-occurrence by 2^(-age/h). It is in [0, 1] unless a pair re-enters
  * the same user's ring many times; it is symmetric up to the sketch error.
+ * Support shrinkage (Herlocker et al. 1999's significance weighting, in the
+ * smooth form of Koren 2008): with shrink lambda > 0 the similarity used
+ * everywhere (top lists, rs:sim, the ranker) is
+ *     sim(i, j) = C_ij / sqrt(N_i * N_j) * c / (c + lambda),
+ * c = C_ij weighed at the clock (the latest event time seen: a co-occurrence
+ * that old counts 2^(-age/h)). A pair seen together once or twice, common in
+ * a sparse catalogue where cosine is 1/sqrt(N) for two rare items, is scaled
+ * down; a pair with many co-occurrences keeps its cosine. Measured on Last.fm
+ * tag events, MovieLens 100K and 1M (docs/BENCHMARKS.md). The clock moves
+ * with every event, so every similarity can change with any event.
  *
  * Bounded memory. Item i keeps C_ij for at most S = 2k partners j in a
  * weighted Space-Saving sketch with probabilistic admission: a new partner
@@ -56,6 +66,9 @@
 #include "recstream/ranker.h"
 #include "recstream/serial.h"
 
+/* The default support shrinkage lambda (config [neighbors] shrink). */
+#define RS_NEIGHBORS_SHRINK_DEFAULT 2.0
+
 /* Bytes of neighbour state per item and per user (see above). */
 #define RS_NEIGHBORS_SLOTS(k) (2u * (uint32_t)(k))
 #define RS_NEIGHBORS_ITEM_BYTES(k) (12u * RS_NEIGHBORS_SLOTS(k) + 20u)
@@ -75,6 +88,17 @@ void rs_neighbors_destroy(struct rs_neighbors *nb);
  */
 rs_err_t rs_neighbors_add(struct rs_neighbors *nb, uint32_t user, uint32_t item,
                           int64_t ts_ms);
+
+/* Sets the support shrinkage lambda (>= 0, finite; 0: plain cosine). RS_OK or RS_EINVAL. */
+rs_err_t rs_neighbors_set_shrink(struct rs_neighbors *nb, double shrink);
+
+/*
+ * The clock: the latest event time seen (INT64_MIN before any). It is not in
+ * the saved state; set_clock moves it forward to ts_ms (never back), e.g. to
+ * the popularity clock after a load.
+ */
+int64_t rs_neighbors_clock(const struct rs_neighbors *nb);
+void rs_neighbors_set_clock(struct rs_neighbors *nb, int64_t ts_ms);
 
 /* Empties user's ring (for `forget`); counts already added stay. */
 void rs_neighbors_forget(struct rs_neighbors *nb, uint32_t user);
@@ -96,6 +120,19 @@ size_t rs_neighbors_similar(const struct rs_neighbors *nb, uint32_t item, size_t
  */
 size_t rs_neighbors_top(const struct rs_neighbors *nb, uint32_t item, size_t max,
                         struct rs_rec *out, struct rs_rec *scratch);
+
+/*
+ * What the similarities were computed from, for caches of top lists (the
+ * ranker keeps one): instance is unique to this object in the process,
+ * changes grows whenever any similarity may change: a new occurrence, the
+ * clock moving forward (the shrinkage weighs support at the clock), a new
+ * shrink. Equal stamps mean every rs_neighbors_top result is unchanged.
+ */
+struct rs_neighbors_stamp {
+    uint64_t instance;
+    uint64_t changes;
+};
+struct rs_neighbors_stamp rs_neighbors_stamp(const struct rs_neighbors *nb);
 
 /* sim(i, j) as item i's row holds it (0 if j is not held). */
 float rs_neighbors_sim(const struct rs_neighbors *nb, uint32_t i, uint32_t j);

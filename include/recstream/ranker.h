@@ -13,10 +13,15 @@
  *         catalogue), so the user's best items score about 1 and an average
  *         one 0. 0 for users the model does not know or when max_u = mean_u.
  *   nb  = sum over h in u's recent items of sim(h, j) for the j among h's
- *         top-k neighbours, divided by the largest such sum over the user's
- *         unseen candidates (so the best is 1); 0 for items no recent item
- *         points to. At most RS_RANKER_MAX_CANDIDATES candidates are kept per
- *         user (the strongest); with window * k <= that number, all are.
+ *         top-k neighbours (sim as neighbors.h defines it, shrunk by its
+ *         support); 0 for items no recent item points to. Not rescaled per
+ *         user: its size is the evidence. Strong, well-supported neighbours
+ *         (MovieLens: sums of several) outweigh the model; a sparse catalogue
+ *         whose pairs were seen together once or twice (Last.fm) gives small
+ *         sums and leaves the order to the model. (Dividing by the user's
+ *         best sum, as before, made weak evidence look as strong as any.)
+ *         At most RS_RANKER_MAX_CANDIDATES candidates are kept per user (the
+ *         strongest); with window * k <= that number, all are.
  *   pop = decayed popularity / the most popular item's (the best is 1).
  * Reasons: an item with nb > 0 carries why = the recent item h with the
  * largest sim(h, j) (the newest on ties); others RS_NONE.
@@ -27,6 +32,10 @@
  * (e.g. popularity weight 0), the user gets no entries.
  * Order: higher score first; on equal scores the lower item index. NaN
  * scores are never recommended.
+ * The ranker keeps the items' top-k neighbour lists it computed, bounded
+ * (8 MB), and reuses them while rs_neighbors_stamp says the neighbours are
+ * unchanged (users ranked together in one publish share most of their recent
+ * items): the lists are exactly those computed afresh.
  */
 #ifndef RECSTREAM_RANKER_H
 #define RECSTREAM_RANKER_H

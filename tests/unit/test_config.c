@@ -109,7 +109,9 @@ static void test_defaults_match_documented_values(void **state)
     assert_int_equal(conf->max_items, 1000000);
     assert_int_equal(conf->neighbors_k, 20);
     assert_int_equal(conf->neighbors_window, 20);
-    assert_true(conf->neighbors_half_life_s == 604800.0);
+    assert_true(conf->neighbors_half_life_s == 315360000.0);
+    assert_true(conf->neighbors_shrink == 2.0);
+    assert_true(conf->popularity_half_life_s == 604800.0);
     assert_int_equal(conf->top_n, 20);
     assert_true(conf->mf_weight == 0.2);
     assert_true(conf->neighbor_weight == 1.0);

@@ -1,7 +1,8 @@
 /*
  * test_neighbors.c - unit tests of the online item neighbours: similarities
  * equal a brute-force computation of the documented formula on small random
- * streams (with decay across many half-lives), the top-K list is that
+ * streams (with decay across many half-lives, with and without the support
+ * shrinkage), the top-K list is that
  * brute-force order, memory per item stays fixed and the heavy partner is
  * kept under an adversarial stream of endless new partners, rings hold the
  * last `window` distinct items, and state survives save/load.
@@ -67,10 +68,13 @@ static void brute_add(struct brute *b, uint32_t u, uint32_t i, double t_s, doubl
     b->ring_n[u] = n + 1;
 }
 
-static double brute_sim(const struct brute *b, uint32_t i, uint32_t j)
+/* The cosine, shrunk by c / (c + shrink) with c = C_ij weighed at the clock. */
+static double brute_sim(const struct brute *b, uint32_t i, uint32_t j, double shrink,
+                        double clock_s, double h_s)
 {
-    double den = b->N[i] * b->N[j];
-    return den > 0 ? b->C[i][j] / sqrt(den) : 0;
+    double den = b->N[i] * b->N[j], c = b->C[i][j] * exp2(-clock_s / h_s);
+    if (!(den > 0)) return 0;
+    return b->C[i][j] / sqrt(den) * (shrink > 0 ? c / (c + shrink) : 1.0);
 }
 
 static int close_rel(double a, double b, double tol)
@@ -85,10 +89,12 @@ static void test_similarity_matches_brute_force_on_small_streams(void **state)
     for (int trial = 0; trial < 30; trial++) {
         /* k = BF_ITEMS: 2k slots, more than the partners, so nothing is evicted. */
         double h = trial % 3 == 0 ? 1.0 : 3600.0;
+        double shrink = trial % 4 == 0 ? 0.0 : trial % 4 == 1 ? 0.5 : 2.0, clock = 0;
         struct rs_neighbors *nb = rs_neighbors_create(BF_ITEMS, BF_WINDOW, h);
         struct brute *b = calloc(1, sizeof(*b));
         double t = 0;
         assert_non_null(nb);
+        assert_int_equal(rs_neighbors_set_shrink(nb, shrink), RS_OK);
         assert_non_null(b);
         for (int e = 0; e < 400; e++) {
             uint32_t u = (uint32_t)(trng(&s) % BF_USERS);
@@ -98,10 +104,12 @@ static void test_similarity_matches_brute_force_on_small_streams(void **state)
             t += (double)(trng(&s) % 500) / 1000.0; /* up to ~100 half-lives when h = 1 */
             assert_int_equal(rs_neighbors_add(nb, u, i, (int64_t)(t * 1000.0)), RS_OK);
             brute_add(b, u, i, floor(t * 1000.0) / 1000.0, h);
+            clock = floor(t * 1000.0) / 1000.0;
         }
+        assert_true(rs_neighbors_clock(nb) == (int64_t)(t * 1000.0));
         for (uint32_t i = 0; i < BF_ITEMS; i++) {
             for (uint32_t j = 0; j < BF_ITEMS; j++) {
-                double want = i == j ? 0 : brute_sim(b, i, j);
+                double want = i == j ? 0 : brute_sim(b, i, j, shrink, clock, h);
                 double got = rs_neighbors_sim(nb, i, j);
                 if (want < 1e-12) {
                     assert_true(got < 1e-6);
@@ -115,7 +123,7 @@ static void test_similarity_matches_brute_force_on_small_streams(void **state)
             double sorted[BF_ITEMS];
             size_t m = 0;
             for (uint32_t j = 0; j < BF_ITEMS; j++) {
-                double v = i == j ? 0 : brute_sim(b, i, j);
+                double v = i == j ? 0 : brute_sim(b, i, j, shrink, clock, h);
                 if (v <= 0) continue;
                 size_t at = m++;
                 while (at > 0 && sorted[at - 1] < v) {
@@ -382,6 +390,11 @@ static void test_bad_arguments_are_refused(void **state)
     assert_null(rs_neighbors_create(0, 20, 60));
     assert_null(rs_neighbors_create(20, 0, 60));
     assert_null(rs_neighbors_create(20, 20, 0));
+    struct rs_neighbors *nb = rs_neighbors_create(2, 2, 60);
+    assert_int_equal(rs_neighbors_set_shrink(nb, -1), RS_EINVAL);
+    assert_int_equal(rs_neighbors_set_shrink(nb, NAN), RS_EINVAL);
+    assert_int_equal(rs_neighbors_set_shrink(nb, 0), RS_OK);
+    rs_neighbors_destroy(nb);
     rs_neighbors_destroy(NULL);
 }
 

@@ -579,6 +579,92 @@ static void test_new_item_enters_lists_through_its_neighbours(void **unused)
     world_free(&w);
 }
 
+/* Bitwise equality of two lists. */
+static void assert_same_lists(const struct rs_rec *a, size_t na, const struct rs_rec *b,
+                              size_t nb)
+{
+    assert_int_equal(na, nb);
+    for (size_t x = 0; x < na; x++) {
+        assert_int_equal(a[x].item, b[x].item);
+        assert_memory_equal(&a[x].score, &b[x].score, sizeof(float));
+        assert_int_equal(a[x].why, b[x].why);
+    }
+}
+
+/*
+ * The ranker caches items' neighbour lists across calls. On random streams,
+ * with events (new occurrences, repeats of a recent item, time jumps that
+ * rebase the counts) between calls and two neighbour states used in turn with
+ * one ranker, its lists must be exactly those of a fresh ranker, which has
+ * nothing cached.
+ */
+static void test_neighbour_cache_never_changes_a_list(void **unused)
+{
+    (void)unused;
+    uint64_t s = 777;
+    int compared = 0, with_reasons = 0;
+    for (int trial = 0; trial < 12; trial++) {
+        struct world w[2];
+        uint32_t nu = 5 + tbelow(&s, 40), ni = 20 + tbelow(&s, 400);
+        int k = 1 + (int)tbelow(&s, 16), nk = 1 + (int)tbelow(&s, 12);
+        int window = 1 + (int)tbelow(&s, 12), top_n = 1 + (int)tbelow(&s, 20);
+        uint64_t s2 = s;
+        world_init(&w[0], &s, nu, ni, k, nk, window, 10 * nu);
+        world_init(&w[1], &s2, nu, ni, k, nk, window, 10 * nu); /* the same state */
+        struct rs_rank_weights wt = {(float)tbelow(&s, 3) / 2.0f, 1.0f,
+                                     (float)tbelow(&s, 3) / 4.0f};
+        int batch = 1 + (int)tbelow(&s, 8);
+        struct rs_ranker *kept = rs_ranker_create(top_n, batch);
+        struct rs_rec *a = malloc((size_t)nu * (size_t)top_n * sizeof(*a));
+        struct rs_rec *b = malloc((size_t)nu * (size_t)top_n * sizeof(*b));
+        size_t *ca = malloc(nu * sizeof(*ca)), *cb = malloc(nu * sizeof(*cb));
+        uint32_t *users = malloc(nu * sizeof(*users));
+        int64_t ts = 100000000;
+        assert_true(kept && a && b && ca && cb && users);
+        for (int round = 0; round < 60; round++) {
+            struct world *cur = &w[round % 3 == 2]; /* the other state now and then */
+            size_t n = 1 + tbelow(&s, nu);
+            for (size_t j = 0; j < n; j++)
+                users[j] = tbelow(&s, nu);
+            assert_int_equal(rs_ranker_blend(kept, &cur->src, &wt, users, n, a, ca), RS_OK);
+            /* Same batch size: sgemm may round differently for another one. */
+            struct rs_ranker *fresh = rs_ranker_create(top_n, batch);
+            assert_non_null(fresh);
+            assert_int_equal(rs_ranker_blend(fresh, &cur->src, &wt, users, n, b, cb),
+                             RS_OK);
+            rs_ranker_destroy(fresh);
+            for (size_t j = 0; j < n; j++) {
+                assert_same_lists(a + j * (size_t)top_n, ca[j], b + j * (size_t)top_n,
+                                  cb[j]);
+                for (size_t x = 0; x < ca[j]; x++)
+                    with_reasons += a[j * (size_t)top_n + x].why != RS_NONE;
+                compared++;
+            }
+            /* A few events into one state: new pairs, a repeat, sometimes a jump. */
+            uint32_t events = tbelow(&s, 4);
+            for (uint32_t e = 0; e < events; e++) {
+                uint32_t u = tbelow(&s, nu), i = tbelow(&s, ni);
+                size_t rn;
+                const uint32_t *ring = rs_neighbors_recent(cur->nb, u, &rn);
+                if (rn > 0 && trng(&s) % 3 == 0) i = ring[tbelow(&s, (uint32_t)rn)];
+                ts += trng(&s) % 50 == 0 ? 3600000LL * 40 : 1000; /* 40 half-lives */
+                world_event(cur, u, i, ts);
+            }
+        }
+        free(a);
+        free(b);
+        free(ca);
+        free(cb);
+        free(users);
+        rs_ranker_destroy(kept);
+        world_free(&w[0]);
+        world_free(&w[1]);
+    }
+    print_message("compared %d lists, %d reasons\n", compared, with_reasons);
+    assert_true(compared > 5000);
+    assert_true(with_reasons > 5000);
+}
+
 static void test_blend_refuses_bad_weights(void **unused)
 {
     (void)unused;
@@ -610,6 +696,7 @@ int main(void)
         cmocka_unit_test(test_blend_matches_naive_full_sort_on_random_inputs),
         cmocka_unit_test(test_cold_start_user_gets_the_trending_list),
         cmocka_unit_test(test_new_item_enters_lists_through_its_neighbours),
+        cmocka_unit_test(test_neighbour_cache_never_changes_a_list),
         cmocka_unit_test(test_blend_refuses_bad_weights),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
