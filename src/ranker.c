@@ -131,7 +131,8 @@ struct rs_ranker {
 };
 
 /* a ranks before b. */
-static int better(const struct rs_rec *a, const struct rs_rec *b)
+static inline __attribute__((always_inline)) int better(const struct rs_rec *a,
+                                                        const struct rs_rec *b)
 {
     return a->score > b->score || (a->score == b->score && a->item < b->item);
 }
@@ -503,9 +504,9 @@ struct call {
 };
 
 /* Offers the item at column c with the score v; returns the new threshold. */
-static inline float offer_one(struct rs_rec *heap, size_t *len, size_t cap, uint32_t i0,
-                              uint32_t c, float v, const float *extra,
-                              const uint32_t *extra_why)
+static inline __attribute__((always_inline)) float
+offer_one(struct rs_rec *heap, size_t *len, size_t cap, uint32_t i0, uint32_t c, float v,
+          const float *extra, const uint32_t *extra_why)
 {
     heap_offer(heap, len, cap, i0 + c, v, extra[c] > 0 ? extra_why[c] : RS_NONE);
     return *len == cap ? heap[0].score : -INFINITY;
