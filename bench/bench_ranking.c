@@ -9,7 +9,9 @@
  *       follows an event, as a publish round does: no neighbour list cached
  *       by the ranker is valid at its start): a bare sgemm of the
  *       same users over the same item matrix (same batching) and one sgemv
- *       per user; the ratios are bound / ranker.
+ *       per user; the ratios are bound / ranker. BENCH_RANKER_ISA=avx512,
+ *       avx2 or base makes the ranker use that variant of its scoring pass
+ *       instead of the widest the CPU runs.
  *   bench_ranking neighbors EVENTS [WINDOW] [ITEMS] [USERS]
  *       play events per second through the neighbour update alone.
  *   bench_ranking model EVENTS [WINDOW] [ITEMS] [USERS]
@@ -113,6 +115,11 @@ static int bench_rank(uint32_t items, int k, uint32_t users)
     const float *Q = rs_model_item_matrix(m);
 
     if (!h || !nb || !pop || !rk || !ulist || !out || !counts || !U || !S || !y) return 1;
+    if (getenv("BENCH_RANKER_ISA") && rs_ranker_set_isa(rk, getenv("BENCH_RANKER_ISA"))) {
+        fprintf(stderr, "bench: this CPU has no %s scoring pass\n",
+                getenv("BENCH_RANKER_ISA"));
+        return 1;
+    }
     /* Each user has 50 items of history; 20 recent ones feed the neighbours. */
     for (uint32_t u = 0; u < n_users; u++)
         for (int e = 0; e < 50; e++) {

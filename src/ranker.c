@@ -10,7 +10,10 @@
  * user's sparse neighbour candidates are scattered (with their reasons
  * beside them) and the items to exclude are set to -inf, then cleared again.
  * So the pass has no per-item branches but the heap test, and a bounded heap
- * keeps the N best without sorting the catalogue.
+ * keeps the N best without sorting the catalogue. The pass is vectorised
+ * (AVX-512, AVX2 or SSE2, picked for the CPU at run time; see scan_args):
+ * a block's scores are compared with the heap's worst a vector at a time and
+ * only the survivors are offered.
  * The model's scale for a user (mean and max of its scores) comes from one
  * extra small sgemm over a fixed sample of item rows.
  * Neighbour candidates are gathered per user from the top-k lists of the
@@ -35,6 +38,10 @@
 #ifdef __SSE2__
 #include <xmmintrin.h>
 #endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#define RS_SCAN_X86 1
+#include <immintrin.h>
+#endif
 
 #include "recstream/neighbors.h"
 #include "recstream/popularity.h"
@@ -45,6 +52,11 @@
 #define MF_SAMPLE 512u
 
 enum mode { MODE_RAW, MODE_BLEND };
+
+/* The scoring pass over one user's block row (see scan_args below). */
+struct scan_args;
+typedef void scan_fn(const struct scan_args *x);
+static scan_fn *scan_pick(const char *isa);
 
 /*
  * Items' top-k neighbour lists as rs_neighbors_top gave them, direct-mapped
@@ -115,17 +127,26 @@ struct rs_ranker {
     struct rs_rec *sim; /* k + 2k: a top-k list and its scratch */
     size_t sim_cap;
     struct nb_cache nbc;
+    scan_fn *scan; /* the scoring pass (scan_pick) */
 };
 
 /* a ranks before b. */
-static int better(const struct rs_rec *a, const struct rs_rec *b)
+static inline __attribute__((always_inline)) int better(const struct rs_rec *a,
+                                                        const struct rs_rec *b)
 {
     return a->score > b->score || (a->score == b->score && a->item < b->item);
 }
 
 /* ---- bounded heap: the root is the worst kept entry ---- */
 
-static void sift_down(struct rs_rec *hp, size_t len, size_t at)
+/*
+ * Inlined everywhere, so that each variant of the scoring pass (scan_args)
+ * runs its heap work in its own encoding: called from AVX code, baseline SSE
+ * code runs with the vector registers' upper halves dirty, and that cost a
+ * third of the throughput.
+ */
+static inline __attribute__((always_inline)) void sift_down(struct rs_rec *hp, size_t len,
+                                                            size_t at)
 {
     for (;;) {
         size_t l = 2 * at + 1, r = l + 1, worst = at;
@@ -139,8 +160,10 @@ static void sift_down(struct rs_rec *hp, size_t len, size_t at)
     }
 }
 
-static void heap_offer(struct rs_rec *hp, size_t *len, size_t cap, uint32_t item,
-                       float score, uint32_t why)
+static inline __attribute__((always_inline)) void heap_offer(struct rs_rec *hp,
+                                                             size_t *len, size_t cap,
+                                                             uint32_t item, float score,
+                                                             uint32_t why)
 {
     struct rs_rec c = {item, score, why};
     if (*len < cap) {
@@ -183,6 +206,7 @@ struct rs_ranker *rs_ranker_create(int top_n, int batch)
     struct rs_ranker *rk = calloc(1, sizeof(*rk));
     if (rk == NULL) return NULL;
     rk->top_n = top_n;
+    rk->scan = scan_pick(NULL);
     rk->batch = batch;
     size_t b = (size_t)batch;
     if ((size_t)top_n > SIZE_MAX / sizeof(struct rs_rec) / b) goto fail;
@@ -199,6 +223,14 @@ struct rs_ranker *rs_ranker_create(int top_n, int batch)
 fail:
     rs_ranker_destroy(rk);
     return NULL;
+}
+
+int rs_ranker_set_isa(struct rs_ranker *rk, const char *isa)
+{
+    scan_fn *f = rk != NULL ? scan_pick(isa) : NULL;
+    if (f == NULL) return -1;
+    rk->scan = f;
+    return 0;
 }
 
 void rs_ranker_destroy(struct rs_ranker *rk)
@@ -437,12 +469,12 @@ static void build_candidates(struct rs_ranker *rk, const struct rs_rank_sources 
         n = RS_RANKER_MAX_CANDIDATES;
     }
     /*
-     * With many item blocks, group them by block (a counting sort: blocks
-     * in increasing order, any order inside one) so each block takes its
-     * candidates from a cursor; with few, scanning them all per block is
-     * cheaper.
+     * With more than one item block, group them by block (a counting sort:
+     * blocks in increasing order, any order inside one) so each block takes
+     * its candidates from a cursor: scanning them all per block, twice
+     * (scatter and clear), cost more than the sort already at 3 blocks.
      */
-    sl->cand_sorted = blocks > 8;
+    sl->cand_sorted = blocks > 1;
     if (sl->cand_sorted) {
         uint32_t *at = rk->block_at; /* blocks + 1 */
         memset(at, 0, ((size_t)blocks + 1) * sizeof(*at));
@@ -472,9 +504,9 @@ struct call {
 };
 
 /* Offers the item at column c with the score v; returns the new threshold. */
-static inline float offer_one(struct rs_rec *heap, size_t *len, size_t cap, uint32_t i0,
-                              uint32_t c, float v, const float *extra,
-                              const uint32_t *extra_why)
+static inline __attribute__((always_inline)) float
+offer_one(struct rs_rec *heap, size_t *len, size_t cap, uint32_t i0, uint32_t c, float v,
+          const float *extra, const uint32_t *extra_why)
 {
     heap_offer(heap, len, cap, i0 + c, v, extra[c] > 0 ? extra_why[c] : RS_NONE);
     return *len == cap ? heap[0].score : -INFINITY;
@@ -482,42 +514,175 @@ static inline float offer_one(struct rs_rec *heap, size_t *len, size_t cap, uint
 
 /*
  * The scoring pass over one user's block row: each item's final score, then
- * a compare with the heap's worst; only the few above it are offered. Four
- * items at a time with SSE2 (the same operations in the same order as the
- * scalar tail, so the same floats). Items come in increasing index order, so
- * an item tying the worst kept one ranks after it: "above" is strict. -inf
- * (excluded) and NaN never pass. with_pop is a constant at each call.
+ * a compare with the heap's worst; only the few above it are offered. The
+ * pass exists three times: AVX-512 (16 items at a time, the last partial
+ * vector with masked loads), AVX2 (8 at a time) and the baseline (4 at a
+ * time with SSE2 where the target has it); the ranker picks the widest the
+ * CPU runs (scan_pick). All three apply the same operations in the same
+ * order as the scalar tail, without fused multiply-adds (C11 keeps a*b+c
+ * uncontracted and no variant enables FMA), so they give the same floats.
+ * Items come in increasing index order, so an item tying the worst kept one
+ * ranks after it: "above" is strict. -inf (excluded) and NaN never pass.
+ * b, extra, extra_why and pw (NULL: no popularity term) start at the
+ * block's first column.
  */
-static inline __attribute__((always_inline)) void
-scan(struct rs_rec *heap, size_t *len, size_t cap, const float *row, const float *bi,
-     const float *extra, const uint32_t *extra_why, const float *popw, int with_pop,
-     float a, float off, uint32_t i0, uint32_t nb)
+struct scan_args {
+    struct rs_rec *heap;
+    size_t *len, cap;
+    const float *row, *b, *extra, *pw;
+    const uint32_t *extra_why;
+    float a, off;
+    uint32_t i0, nb;
+};
+
+/* Offers the candidates of one vector (bits of mask, lowest first); returns the
+ * threshold. */
+static inline __attribute__((always_inline)) float offer_mask(const struct scan_args *x,
+                                                              uint32_t c, const float *vs,
+                                                              uint32_t mask, float thr)
 {
-    const float *b = bi + i0, *pw = with_pop ? popw + i0 : NULL;
-    float thr = *len == cap ? heap[0].score : -INFINITY;
+    while (mask) {
+        uint32_t q = (uint32_t)__builtin_ctz(mask);
+        mask &= mask - 1;
+        if (vs[q] > thr) /* the threshold may have risen within the vector */
+            thr = offer_one(x->heap, x->len, x->cap, x->i0, c + q, vs[q], x->extra,
+                            x->extra_why);
+    }
+    return thr;
+}
+
+/* The scalar tail: from column c on. */
+static inline __attribute__((always_inline)) void scan_tail(const struct scan_args *x,
+                                                            uint32_t c, float thr)
+{
+    for (; c < x->nb; c++) {
+        float v = x->a * (x->row[c] + x->b[c]) + x->off + x->extra[c];
+        if (x->pw) v += x->pw[c];
+        if (v > thr)
+            thr = offer_one(x->heap, x->len, x->cap, x->i0, c, v, x->extra, x->extra_why);
+    }
+}
+
+static inline float scan_threshold(const struct scan_args *x)
+{
+    return *x->len == x->cap ? x->heap[0].score : -INFINITY;
+}
+
+static inline __attribute__((always_inline)) void
+scan_base_body(const struct scan_args *x, int with_pop)
+{
+    float thr = scan_threshold(x);
     uint32_t c = 0;
 #ifdef __SSE2__
-    __m128 va = _mm_set1_ps(a), voff = _mm_set1_ps(off), vthr = _mm_set1_ps(thr);
-    for (; c + 4 <= nb; c += 4) {
+    const float *row = x->row, *b = x->b, *extra = x->extra, *pw = x->pw;
+    __m128 va = _mm_set1_ps(x->a), voff = _mm_set1_ps(x->off), vthr = _mm_set1_ps(thr);
+    for (; c + 4 <= x->nb; c += 4) {
         __m128 v = _mm_add_ps(_mm_loadu_ps(row + c), _mm_loadu_ps(b + c));
         v = _mm_add_ps(_mm_add_ps(_mm_mul_ps(va, v), voff), _mm_loadu_ps(extra + c));
         if (with_pop) v = _mm_add_ps(v, _mm_loadu_ps(pw + c));
-        int mask = _mm_movemask_ps(_mm_cmpgt_ps(v, vthr));
+        uint32_t mask = (uint32_t)_mm_movemask_ps(_mm_cmpgt_ps(v, vthr));
         if (mask) {
             float vs[4];
             _mm_storeu_ps(vs, v);
-            for (uint32_t q = 0; q < 4; q++)
-                if ((mask >> q & 1) && vs[q] > thr)
-                    thr = offer_one(heap, len, cap, i0, c + q, vs[q], extra, extra_why);
+            thr = offer_mask(x, c, vs, mask, thr);
             vthr = _mm_set1_ps(thr);
         }
     }
+#else
+    (void)with_pop;
 #endif
-    for (; c < nb; c++) {
-        float v = a * (row[c] + b[c]) + off + extra[c];
-        if (with_pop) v += pw[c];
-        if (v > thr) thr = offer_one(heap, len, cap, i0, c, v, extra, extra_why);
+    scan_tail(x, c, thr);
+}
+
+static void scan_base(const struct scan_args *x)
+{
+    if (x->pw)
+        scan_base_body(x, 1);
+    else
+        scan_base_body(x, 0);
+}
+
+#ifdef RS_SCAN_X86
+__attribute__((target("avx2"))) static inline __attribute__((always_inline)) void
+scan_avx2_body(const struct scan_args *x, int with_pop)
+{
+    float thr = scan_threshold(x);
+    uint32_t c = 0;
+    const float *row = x->row, *b = x->b, *extra = x->extra, *pw = x->pw;
+    __m256 va = _mm256_set1_ps(x->a), voff = _mm256_set1_ps(x->off),
+           vthr = _mm256_set1_ps(thr);
+    for (; c + 8 <= x->nb; c += 8) {
+        __m256 v = _mm256_add_ps(_mm256_loadu_ps(row + c), _mm256_loadu_ps(b + c));
+        v = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(va, v), voff),
+                          _mm256_loadu_ps(extra + c));
+        if (with_pop) v = _mm256_add_ps(v, _mm256_loadu_ps(pw + c));
+        uint32_t mask = (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(v, vthr, _CMP_GT_OQ));
+        if (mask) {
+            float vs[8];
+            _mm256_storeu_ps(vs, v);
+            thr = offer_mask(x, c, vs, mask, thr);
+            vthr = _mm256_set1_ps(thr);
+        }
     }
+    scan_tail(x, c, thr);
+}
+
+__attribute__((target("avx2"))) static void scan_avx2(const struct scan_args *x)
+{
+    if (x->pw)
+        scan_avx2_body(x, 1);
+    else
+        scan_avx2_body(x, 0);
+}
+
+__attribute__((target("avx512f"))) static inline __attribute__((always_inline)) void
+scan_avx512_body(const struct scan_args *x, int with_pop)
+{
+    float thr = scan_threshold(x);
+    const float *row = x->row, *b = x->b, *extra = x->extra, *pw = x->pw;
+    __m512 va = _mm512_set1_ps(x->a), voff = _mm512_set1_ps(x->off),
+           vthr = _mm512_set1_ps(thr);
+    for (uint32_t c = 0; c < x->nb; c += 16) {
+        /* The last vector may be partial: its missing lanes are loaded as 0 and masked
+         * out. */
+        __mmask16 live =
+            x->nb - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (x->nb - c)) - 1);
+        __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(live, row + c),
+                                 _mm512_maskz_loadu_ps(live, b + c));
+        v = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(va, v), voff),
+                          _mm512_maskz_loadu_ps(live, extra + c));
+        if (with_pop) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(live, pw + c));
+        uint32_t mask = _mm512_mask_cmp_ps_mask(live, v, vthr, _CMP_GT_OQ);
+        if (mask) {
+            float vs[16];
+            _mm512_storeu_ps(vs, v);
+            thr = offer_mask(x, c, vs, mask, thr);
+            vthr = _mm512_set1_ps(thr);
+        }
+    }
+}
+
+__attribute__((target("avx512f"))) static void scan_avx512(const struct scan_args *x)
+{
+    if (x->pw)
+        scan_avx512_body(x, 1);
+    else
+        scan_avx512_body(x, 0);
+}
+#endif
+
+/* The widest pass the CPU runs, or the one isa names ("avx512", "avx2", "base"). */
+static scan_fn *scan_pick(const char *isa)
+{
+#ifdef RS_SCAN_X86
+    __builtin_cpu_init();
+    int has512 = __builtin_cpu_supports("avx512f"), has2 = __builtin_cpu_supports("avx2");
+    if (isa == NULL) return has512 ? scan_avx512 : has2 ? scan_avx2 : scan_base;
+    if (strcmp(isa, "avx512") == 0) return has512 ? scan_avx512 : NULL;
+    if (strcmp(isa, "avx2") == 0) return has2 ? scan_avx2 : NULL;
+#endif
+    if (isa == NULL || strcmp(isa, "base") == 0) return scan_base;
+    return NULL;
 }
 
 /* Scores one block of columns [i0, i0+nb) for the b users of the batch. */
@@ -558,13 +723,19 @@ static void score_block(struct rs_ranker *rk, const struct call *cl, size_t b,
         for (size_t r = 0; r < rn; r++)
             if (ring[r] >= i0 && ring[r] < iend) rk->extra[ring[r] - i0] = -INFINITY;
 
-        struct rs_rec *heap = rk->heaps + s * cap;
-        if (cl->popw)
-            scan(heap, &rk->heap_len[s], cap, row, bi, rk->extra, rk->extra_why, cl->popw,
-                 1, sl->a, sl->off, i0, nb);
-        else
-            scan(heap, &rk->heap_len[s], cap, row, bi, rk->extra, rk->extra_why, NULL, 0,
-                 sl->a, sl->off, i0, nb);
+        struct scan_args x = {rk->heaps + s * cap,
+                              &rk->heap_len[s],
+                              cap,
+                              row,
+                              bi + i0,
+                              rk->extra,
+                              cl->popw ? cl->popw + i0 : NULL,
+                              rk->extra_why,
+                              sl->a,
+                              sl->off,
+                              i0,
+                              nb};
+        rk->scan(&x);
 
         /* Clear what was scattered. */
         for (cp = cp0; cp < sl->cand_n && (!sl->cand_sorted || sl->cand[cp].item < iend);

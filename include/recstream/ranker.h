@@ -101,6 +101,15 @@ rs_err_t rs_ranker_blend(struct rs_ranker *rk, const struct rs_rank_sources *src
                          struct rs_rec *out, size_t *counts);
 
 /*
+ * The scoring pass over the items is compiled for AVX-512, AVX2 and the
+ * baseline; a new ranker uses the widest the CPU runs. All give the same
+ * lists. For tests: use the one isa names ("avx512", "avx2", "base").
+ * Returns 0, or -1 (nothing changed) when the name is unknown or the CPU
+ * lacks it.
+ */
+int rs_ranker_set_isa(struct rs_ranker *rk, const char *isa);
+
+/*
  * The references: the same lists by scoring each item with a plain dot
  * product and sorting them all. For tests.
  */

@@ -522,6 +522,108 @@ static void test_blend_matches_naive_full_sort_on_random_inputs(void **unused)
     assert_true(swaps <= compared / 50);
 }
 
+/*
+ * The scoring pass exists per instruction set (AVX-512, AVX2, baseline);
+ * every one the CPU runs must give the very same lists, bit for bit, as the
+ * baseline: model-only and blended, catalogues smaller than one vector and
+ * with a partial last vector, weight sets under which most scores tie
+ * (popularity or neighbours alone: many items score exactly 0).
+ */
+static void rank_with_isa(const char *isa, struct world *w,
+                          const struct rs_rank_weights *wt, int top_n, int batch,
+                          const uint32_t *users, size_t n, struct rs_rec *out,
+                          size_t *counts, struct rs_rec *raw, size_t *raw_counts)
+{
+    struct rs_ranker *rk = rs_ranker_create(top_n, batch);
+    assert_non_null(rk);
+    assert_int_equal(rs_ranker_set_isa(rk, isa), 0);
+    memset(out, 0, n * (size_t)top_n * sizeof(*out));
+    memset(raw, 0, n * (size_t)top_n * sizeof(*raw));
+    assert_int_equal(rs_ranker_blend(rk, &w->src, wt, users, n, out, counts), RS_OK);
+    assert_int_equal(rs_ranker_rank(rk, w->m, w->h, users, n, raw, raw_counts), RS_OK);
+    rs_ranker_destroy(rk);
+}
+
+static void test_every_instruction_set_gives_the_same_lists(void **unused)
+{
+    (void)unused;
+    static const char *const isas[] = {"avx512", "avx2"};
+    uint64_t s = 777;
+    int compared = 0, ran = 0, tied = 0;
+    struct rs_ranker *probe = rs_ranker_create(1, 1);
+    assert_non_null(probe);
+    assert_int_equal(rs_ranker_set_isa(probe, "base"), 0);
+    assert_int_equal(rs_ranker_set_isa(probe, "no-such-isa"), -1);
+    assert_int_equal(rs_ranker_set_isa(NULL, "base"), -1);
+    for (int trial = 0; trial < 48; trial++) {
+        struct world w;
+        uint32_t nu = 2 + tbelow(&s, 30);
+        /* 1..40 items: below one vector, and partial last vectors; some larger. */
+        uint32_t ni = trial < 32   ? 1 + tbelow(&s, 40)
+                      : trial < 46 ? 41 + tbelow(&s, 600)
+                                   : 9000 + tbelow(&s, 17);
+        world_init(&w, &s, nu, ni, 1 + (int)tbelow(&s, 20), 1 + (int)tbelow(&s, 10),
+                   1 + (int)tbelow(&s, 10), 10 * nu);
+        struct rs_rank_weights wt = {
+            .mf = (trial & 1) ? 0.0f : (float)tbelow(&s, 100) / 50.0f,
+            .neighbor = (trial & 2) ? 0.0f : (float)tbelow(&s, 100) / 50.0f,
+            .popularity = (trial & 4) ? 0.0f : (float)tbelow(&s, 100) / 50.0f,
+        };
+        int top_n = 1 + (int)tbelow(&s, 30), batch = 1 + (int)tbelow(&s, 20);
+        size_t n = nu + 3, cells = n * (size_t)top_n;
+        uint32_t *users = malloc(n * sizeof(*users));
+        struct rs_rec *base = malloc(cells * sizeof(*base)),
+                      *got = malloc(cells * sizeof(*got));
+        struct rs_rec *base_raw = malloc(cells * sizeof(*base_raw));
+        struct rs_rec *got_raw = malloc(cells * sizeof(*got_raw));
+        size_t *bc = malloc(n * sizeof(*bc)), *gc = malloc(n * sizeof(*gc));
+        size_t *brc = malloc(n * sizeof(*brc)), *grc = malloc(n * sizeof(*grc));
+        assert_true(users && base && got && base_raw && got_raw && bc && gc && brc &&
+                    grc);
+        for (size_t j = 0; j < n; j++)
+            users[j] = j < nu ? (uint32_t)j : nu + (uint32_t)j; /* and cold-start users */
+        rank_with_isa("base", &w, &wt, top_n, batch, users, n, base, bc, base_raw, brc);
+        for (size_t j = 0; j < n; j++) {
+            const struct rs_rec *l = base + j * (size_t)top_n;
+            check_blend_list(&w, users[j], l, bc[j]);
+            for (size_t x = 1; x < bc[j]; x++)
+                if (l[x].score == l[x - 1].score) {
+                    assert_true(l[x - 1].item < l[x].item); /* ties: lower index first */
+                    tied++;
+                }
+        }
+        for (size_t v = 0; v < sizeof(isas) / sizeof(isas[0]); v++) {
+            if (rs_ranker_set_isa(probe, isas[v]) != 0) continue; /* not on this CPU */
+            rank_with_isa(isas[v], &w, &wt, top_n, batch, users, n, got, gc, got_raw,
+                          grc);
+            for (size_t j = 0; j < n; j++) {
+                assert_int_equal(gc[j], bc[j]);
+                assert_int_equal(grc[j], brc[j]);
+                assert_memory_equal(got + j * (size_t)top_n, base + j * (size_t)top_n,
+                                    bc[j] * sizeof(*got));
+                assert_memory_equal(got_raw + j * (size_t)top_n,
+                                    base_raw + j * (size_t)top_n, brc[j] * sizeof(*got));
+                compared++;
+            }
+            ran++;
+        }
+        free(users);
+        free(base);
+        free(got);
+        free(base_raw);
+        free(got_raw);
+        free(bc);
+        free(gc);
+        free(brc);
+        free(grc);
+        world_free(&w);
+    }
+    rs_ranker_destroy(probe);
+    print_message("%d runs on wider instruction sets, %d lists compared, %d ties\n", ran,
+                  compared, tied);
+    assert_true(tied > 100);
+}
+
 static void test_cold_start_user_gets_the_trending_list(void **unused)
 {
     (void)unused;
@@ -626,7 +728,8 @@ static void test_neighbour_cache_never_changes_a_list(void **unused)
             size_t n = 1 + tbelow(&s, nu);
             for (size_t j = 0; j < n; j++)
                 users[j] = tbelow(&s, nu);
-            assert_int_equal(rs_ranker_blend(kept, &cur->src, &wt, users, n, a, ca), RS_OK);
+            assert_int_equal(rs_ranker_blend(kept, &cur->src, &wt, users, n, a, ca),
+                             RS_OK);
             /* Same batch size: sgemm may round differently for another one. */
             struct rs_ranker *fresh = rs_ranker_create(top_n, batch);
             assert_non_null(fresh);
@@ -694,6 +797,7 @@ int main(void)
         cmocka_unit_test(test_unknown_users_and_empty_models),
         cmocka_unit_test(test_rejects_bad_ranker_params),
         cmocka_unit_test(test_blend_matches_naive_full_sort_on_random_inputs),
+        cmocka_unit_test(test_every_instruction_set_gives_the_same_lists),
         cmocka_unit_test(test_cold_start_user_gets_the_trending_list),
         cmocka_unit_test(test_new_item_enters_lists_through_its_neighbours),
         cmocka_unit_test(test_neighbour_cache_never_changes_a_list),
