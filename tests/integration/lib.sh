@@ -6,6 +6,7 @@
 # scripts/test.sh.
 : "${RS_KAFKA_BROKERS:?start a broker (scripts/test.sh does)}"
 : "${RS_REDIS_PORT:?start redis-server (scripts/test.sh does)}"
+source "$(dirname "${BASH_SOURCE[0]}")/ports.sh"
 
 RUN_ID="$NAME-$$-$(date +%s)"
 DIR="$(mktemp -d "/tmp/recstream-$NAME.XXXXXX")"

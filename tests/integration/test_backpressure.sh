@@ -16,8 +16,8 @@ source "$(dirname "$0")/lib.sh"
 FIRST=5000
 EVENTS=45000
 TOPIC="$RUN_ID"
-MPORT=$((40000 + RANDOM % 20000))
-RPORT=$((40000 + RANDOM % 20000))
+MPORT=$(free_port)
+RPORT=$(free_port); [ "$RPORT" != "$MPORT" ] || RPORT=$((MPORT + 1))
 start_redis() {
   redis-server --port "$RPORT" --bind 127.0.0.1 --dir "$DIR" --save '' --appendonly no \
     --daemonize yes --logfile "$DIR/redis.log" --pidfile "$DIR/redis.pid"

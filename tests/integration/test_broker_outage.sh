@@ -19,7 +19,7 @@ OUTAGE_S="${RS_BROKER_OUTAGE_S:-20}"
 EVENTS=40000
 FIRST=20000
 TOPIC="$RUN_ID"
-MPORT=$((40000 + RANDOM % 20000))
+MPORT=$(free_port)
 restart_broker() { "$KAFKA_SH" restart-same >>"$DIR/broker.log" 2>&1; }
 # Whatever happens, the broker is running again for the tests after this one.
 cleanup_all() {

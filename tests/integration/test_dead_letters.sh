@@ -16,7 +16,7 @@ source "$(dirname "$0")/lib.sh"
 EVENTS=20000
 TOPIC="$RUN_ID"
 DLQ="$RUN_ID-dead"
-MPORT=$((40000 + RANDOM % 20000))
+MPORT=$(free_port)
 
 "$RECSTREAM" gen --events "$EVENTS" --users 500 --items 300 --clusters 8 --seed 5 \
   --output "$DIR/events.jsonl"

@@ -20,8 +20,8 @@ source "$(dirname "$0")/lib.sh"
 
 EVENTS=40000
 TOPIC="$RUN_ID"
-PORT_A=$((40000 + RANDOM % 10000))
-PORT_B=$((50000 + RANDOM % 10000))
+PORT_A=$(free_port)
+PORT_B=$(free_port); [ "$PORT_B" != "$PORT_A" ] || PORT_B=$((PORT_A + 1))
 
 "$RECSTREAM" gen --events "$EVENTS" --users 1000 --items 400 --clusters 8 --seed 13 \
   --output "$DIR/all.jsonl"

@@ -28,7 +28,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-METRICS_PORT=$((40000 + RANDOM % 20000))
+source "$(dirname "$0")/ports.sh"
+METRICS_PORT=$(free_port)
 cp "$CONFIG" "$DIR/recstream.conf"
 CONFIG="$DIR/recstream.conf"
 SETS=(--set "metrics.listen=127.0.0.1:$METRICS_PORT" --set "kafka.brokers=$RS_KAFKA_BROKERS" --set "kafka.topics=$TOPIC"

@@ -16,7 +16,8 @@ OUTAGE_S="${RS_OUTAGE_S:-20}"
 
 RUN_ID="outage-$$-$(date +%s)"
 DIR="$(mktemp -d /tmp/recstream-outage.XXXXXX)"
-PORT=$((41000 + RANDOM % 9000))
+source "$(dirname "$0")/ports.sh"
+PORT=$(free_port)
 PID=""
 cleanup() {
   [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null || true
