@@ -20,23 +20,19 @@ set -euo pipefail
 RECSTREAM="$1"
 MKTOPIC="$2"
 CONFIG="$3"
-: "${RS_KAFKA_BROKERS:?start a broker (scripts/test.sh does)}"
-: "${RS_REDIS_PORT:?start redis-server (scripts/test.sh does)}"
+NAME=recovery
+source "$(dirname "$0")/lib.sh" # RUN_ID, DIR, fail, newest, covered, expected_counts
 EVENTS="${RS_RECOVERY_EVENTS:-200000}"
 KILLS="${RS_RECOVERY_KILLS:-20}"
 KILLS4="${RS_RECOVERY_KILLS4:-8}"
 
-RUN_ID="recovery-$$-$(date +%s)"
-DIR="$(mktemp -d /tmp/recstream-recovery.XXXXXX)"
 PID=""
 PRODUCER=""
-cleanup() {
+cleanup() { # replaces lib.sh's: this test tracks its one run and its producer
   [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null || true
   [ -n "$PRODUCER" ] && kill "$PRODUCER" 2>/dev/null || true
-  rm -rf "$DIR"
+  [ -n "${KEEP:-}" ] || rm -rf "$DIR"
 }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; for f in "$DIR"/*.log; do echo "--- $f"; tail -15 "$f"; done; exit 1; }
 
 # sets NAME TOPIC: the --set flags of one consumer (its own group, snapshots, prefix).
 sets() {
@@ -46,17 +42,6 @@ sets() {
         --set "snapshot.dir=$DIR/$1" --set "snapshot.every_events=5000"
         --set "snapshot.interval_s=1" --set "snapshot.keep=3" --set "log.level=warn"
         --set "metrics.listen=") # not scraped here; the default port may be taken
-}
-
-newest() { ls "$DIR/$1"/snap-*.rsnap 2>/dev/null | tail -1; }
-
-# The number of events the newest snapshot of NAME covers (sum of next offsets).
-covered() {
-  local f
-  f=$(newest "$1")
-  [ -n "$f" ] || { echo 0; return; }
-  "$RECSTREAM" snapshot-info --json "$f" 2>/dev/null | jq '[.offsets[]?.next] | add // 0' \
-    || echo 0
 }
 
 # finish NAME TOPIC: runs until a snapshot covers every event, then SIGTERM.
@@ -114,8 +99,7 @@ check_counts() {
 
 "$RECSTREAM" gen --events "$EVENTS" --users 3000 --items 800 --clusters 8 --seed 11 \
   --output "$DIR/events.jsonl"
-jq -s -S 'group_by(.user) | map({key: .[0].user, value: length}) | from_entries' \
-  "$DIR/events.jsonl" >"$DIR/expected.counts"
+expected_counts "$DIR/events.jsonl" >"$DIR/expected.counts"
 "$MKTOPIC" "$RS_KAFKA_BROKERS" "$RUN_ID-p1" 1
 "$MKTOPIC" "$RS_KAFKA_BROKERS" "$RUN_ID-p4" 4
 
