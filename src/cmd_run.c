@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "recstream/blas.h"
 #include "recstream/cli.h"
 #include "recstream/exposition.h"
 #include "recstream/kafka.h"
@@ -525,8 +526,9 @@ int rs_cmd_run(int argc, char **argv)
     if (brokers_file && rs_kafka_embedded_bootstraps(kc) &&
         write_brokers_file(brokers_file, rs_kafka_embedded_bootstraps(kc)))
         goto out;
-    rs_info("recstream %s running: topics %s..., group %s, redis %s:%d", RS_VERSION,
-            conf->topics[0], conf->group_id, conf->redis_host, conf->redis_port);
+    rs_info("recstream %s running: topics %s..., group %s, redis %s:%d, OpenBLAS %s kernels",
+            RS_VERSION, conf->topics[0], conf->group_id, conf->redis_host, conf->redis_port,
+            rs_blas_core());
 
     last_stats = ss.last_ns = rs_mono_ns();
     while (!stop_requested) {

@@ -1,10 +1,12 @@
 /*
  * main.c - the `recstream` binary: picks the subcommand and hands over.
- * Each command parses its own options (src/cmd_*.c).
+ * Each command parses its own options (src/cmd_*.c). First of all it makes
+ * sure OpenBLAS runs kernels this CPU supports (blas.h).
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "recstream/blas.h"
 #include "recstream/cli.h"
 #include "recstream/common.h"
 
@@ -37,6 +39,7 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    rs_blas_fix_kernels(argv); /* before any thread starts */
     if (argc < 2) {
         usage(stderr);
         return RS_EXIT_USAGE;
@@ -47,7 +50,7 @@ int main(int argc, char **argv)
         return RS_EXIT_OK;
     }
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
-        printf("recstream %s\n", RS_VERSION);
+        printf("recstream %s (OpenBLAS %s kernels)\n", RS_VERSION, rs_blas_core());
         return RS_EXIT_OK;
     }
     for (size_t c = 0; c < sizeof(commands) / sizeof(commands[0]); c++)

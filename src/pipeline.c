@@ -633,14 +633,19 @@ requeue:
 static rs_err_t batch_items(struct rs_pipeline *p, struct rs_pub_batch *b, size_t max)
 {
     size_t n = rs_neighbors_take_changed(p->neighbors, p->sim_items, max);
-    rs_err_t err = RS_OK;
+    rs_err_t err = rs_pub_batch_reserve_items(b, n);
 
+    if (!err) { /* in the snapshots while in flight: see save_sims_in_flight */
+        memcpy(b->items + b->n_items, p->sim_items, n * sizeof(uint32_t));
+        b->n_items += n;
+    }
     for (size_t j = 0; j < n && !err; j++) err = batch_sim(p, b, p->sim_items[j]);
     if (!err && p->pop_changed) err = batch_pop(p, b);
     if (!err) err = batch_meta(p, b);
     if (err) {
         rs_redis_batch_reset(&b->cmds);
         b->sims = 0;
+        b->n_items = 0;
         for (size_t j = 0; j < n; j++) rs_neighbors_mark_changed(p->neighbors, p->sim_items[j]);
         return err;
     }
@@ -907,6 +912,7 @@ void rs_pipeline_shape(const struct rs_config *conf, struct rs_snapshot_shape *s
 #define SECTION_USER_EVENTS 9
 #define SECTION_NEIGHBORS 10
 #define SECTION_FORGOTTEN 11
+#define SECTION_SIMS_IN_FLIGHT 12
 
 static rs_err_t save_meta(const struct rs_pipeline *p, struct rs_writer *w)
 {
@@ -1076,6 +1082,40 @@ static rs_err_t load_forgotten(struct rs_pipeline *to, struct rs_reader *r)
     return RS_OK;
 }
 
+/* Items whose similar-items lists are in batches Redis has not acknowledged
+ * (taken from the neighbours' changed set, so not marked there): u32 count,
+ * then the item indices. Loaded after the neighbours, which mark them changed
+ * again, so a restore writes those lists anew. */
+static rs_err_t save_sims_in_flight(const struct rs_pipeline *p, struct rs_writer *w)
+{
+    size_t batches = p->pub ? rs_publisher_in_flight(p->pub) : 0;
+    uint32_t n = 0;
+    rs_err_t err;
+
+    for (size_t i = 0; i < batches; i++) n += (uint32_t)rs_publisher_in_flight_at(p->pub, i)->n_items;
+    if ((err = rs_write_u32(w, n))) return err;
+    for (size_t i = 0; i < batches && !err; i++) {
+        const struct rs_pub_batch *b = rs_publisher_in_flight_at(p->pub, i);
+        if (b->n_items) err = w->write(w->ctx, b->items, b->n_items * sizeof(uint32_t));
+    }
+    return err;
+}
+
+static rs_err_t load_sims_in_flight(struct rs_pipeline *to, struct rs_reader *r)
+{
+    uint32_t n, item;
+    rs_err_t err;
+
+    if ((err = rs_read_u32(r, &n))) return err;
+    if (n > r->remaining(r->ctx) / 4) return RS_ECORRUPT;
+    for (uint32_t j = 0; j < n; j++) {
+        if ((err = rs_read_u32(r, &item))) return err;
+        if (item >= rs_neighbors_items(to->neighbors)) return RS_ECORRUPT;
+        rs_neighbors_mark_changed(to->neighbors, item);
+    }
+    return RS_OK;
+}
+
 static rs_err_t save_user_events(const struct rs_pipeline *p, struct rs_writer *w)
 {
     uint32_t n = rs_idmap_span(p->users);
@@ -1120,6 +1160,7 @@ static const struct section {
     {SECTION_NEIGHBORS, "neighbors", 0, save_neighbors, load_neighbors},
     {SECTION_USER_EVENTS, "user_events", 0, save_user_events, load_user_events},
     {SECTION_FORGOTTEN, "forgotten", 1, save_forgotten, load_forgotten},
+    {SECTION_SIMS_IN_FLIGHT, "sims_in_flight", 1, save_sims_in_flight, load_sims_in_flight},
 };
 
 rs_err_t rs_pipeline_snapshot_fill(void *ctx, struct rs_snapshot_writer *sw)

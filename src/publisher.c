@@ -138,6 +138,7 @@ void rs_publisher_destroy(struct rs_publisher *pub)
     for (size_t s = 0; s < pub->n; s++) {
         rs_redis_batch_free(&pub->slots[s].cmds);
         free(pub->slots[s].users);
+        free(pub->slots[s].items);
         rs_buf_free(&pub->slots[s].note);
     }
     pthread_cond_destroy(&pub->work);
@@ -154,7 +155,7 @@ struct rs_pub_batch *rs_publisher_acquire(struct rs_publisher *pub)
     if (pub->submitted - pub->reaped >= pub->n) return NULL;
     b = &pub->slots[pub->submitted % pub->n];
     rs_redis_batch_reset(&b->cmds);
-    b->n_users = 0;
+    b->n_users = b->n_items = 0;
     b->lists = b->deleted = b->sims = 0;
     b->forgotten_bytes = 0;
     rs_buf_reset(&b->note);
@@ -163,17 +164,28 @@ struct rs_pub_batch *rs_publisher_acquire(struct rs_publisher *pub)
     return b;
 }
 
-rs_err_t rs_pub_batch_reserve_users(struct rs_pub_batch *b, size_t n)
+/* Grows *v (holding len, room for *cap) to room for len + n entries. */
+static rs_err_t reserve(uint32_t **v, size_t *cap, size_t len, size_t n)
 {
-    size_t cap = b->users_cap ? b->users_cap : 64;
+    size_t want = *cap ? *cap : 64;
     uint32_t *grown;
 
-    if (b->n_users + n <= b->users_cap) return RS_OK;
-    while (cap < b->n_users + n) cap *= 2;
-    if (!(grown = realloc(b->users, cap * sizeof(*grown)))) return RS_ENOMEM;
-    b->users = grown;
-    b->users_cap = cap;
+    if (len + n <= *cap) return RS_OK;
+    while (want < len + n) want *= 2;
+    if (!(grown = realloc(*v, want * sizeof(*grown)))) return RS_ENOMEM;
+    *v = grown;
+    *cap = want;
     return RS_OK;
+}
+
+rs_err_t rs_pub_batch_reserve_users(struct rs_pub_batch *b, size_t n)
+{
+    return reserve(&b->users, &b->users_cap, b->n_users, n);
+}
+
+rs_err_t rs_pub_batch_reserve_items(struct rs_pub_batch *b, size_t n)
+{
+    return reserve(&b->items, &b->items_cap, b->n_items, n);
 }
 
 void rs_publisher_submit(struct rs_publisher *pub, struct rs_pub_batch *b)

@@ -26,6 +26,9 @@ struct rs_pub_batch {
     uint32_t *users;        /* users whose lists (or deletions) are in cmds */
     size_t n_users;
     size_t users_cap;
+    uint32_t *items;        /* items whose similar-items lists are in cmds */
+    size_t n_items;
+    size_t items_cap;
     uint64_t lists;         /* user lists SET */
     uint64_t deleted;       /* user lists deleted */
     uint64_t sims;          /* similar-items lists SET */
@@ -49,8 +52,9 @@ void rs_publisher_destroy(struct rs_publisher *pub);
 /* An empty batch to fill, or NULL when every slot is submitted or unreaped. */
 struct rs_pub_batch *rs_publisher_acquire(struct rs_publisher *pub);
 
-/* Makes room for n more users in b. RS_OK or RS_ENOMEM. */
+/* Makes room for n more users (items) in b. RS_OK or RS_ENOMEM. */
 rs_err_t rs_pub_batch_reserve_users(struct rs_pub_batch *b, size_t n);
+rs_err_t rs_pub_batch_reserve_items(struct rs_pub_batch *b, size_t n);
 
 /* Hands the batch last acquired to the writer. */
 void rs_publisher_submit(struct rs_publisher *pub, struct rs_pub_batch *b);

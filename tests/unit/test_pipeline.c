@@ -10,7 +10,8 @@
  * items come from co-occurrence. Snapshots: a restored pipeline holds the
  * same state (offsets, counts, every section byte for byte) and, fed the same
  * events, stays bit-identical to one that never stopped; a snapshot whose
- * sections do not hold together is refused and leaves the pipeline as it was.
+ * sections do not hold together is refused and leaves the pipeline as it was;
+ * lists Redis never acknowledged are written again after a restore.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,6 +28,7 @@
 #include "recstream/config.h"
 #include "recstream/log.h"
 #include "recstream/pipeline.h"
+#include "recstream/redis.h"
 
 static struct rs_config *conf_with(const char *set1, const char *set2)
 {
@@ -275,6 +277,60 @@ static void test_a_restored_pipeline_stays_bit_identical_to_one_that_never_stopp
     assert_int_equal(system(cmd), 0);
 }
 
+/* Lists taken for writing but never acknowledged (the sink is a port nothing
+ * listens on) are in the snapshot: a restore has the users dirty again and
+ * the items' similar-items lists changed again. */
+static void test_lists_redis_never_acknowledged_are_published_after_a_restore(void **state)
+{
+    char dir[] = "/tmp/rs-test-pipeline.XXXXXX";
+    char errstr[512], cmd[128], json[160];
+    struct rs_config *conf = conf_with("redis.port=1", "redis.publish_interval_ms=1");
+    struct rs_redis *sink;
+    struct rs_pipeline *a, *b;
+    struct rs_snapshot *snap;
+    size_t changed;
+    (void)state;
+
+    rs_log_set_level(RS_LOG_ERROR); /* the writer's connection warnings */
+    assert_non_null(mkdtemp(dir));
+    sink = rs_redis_create(conf);
+    assert_non_null(sink);
+    a = rs_pipeline_create(conf, sink, errstr, sizeof(errstr));
+    b = rs_pipeline_create(conf, NULL, errstr, sizeof(errstr));
+    assert_non_null(a);
+    assert_non_null(b);
+    for (int u = 0; u < 4; u++) /* 4 users, each with the same 3 items: 3 changed items */
+        for (int i = 0; i < 3; i++) {
+            snprintf(json, sizeof(json), "{\"user\":\"u%d\",\"item\":\"i%d\",\"type\":\"play\"}",
+                     u, i);
+            assert_int_equal(feed(a, json), RS_REASON_OK);
+        }
+    for (int step = 0; step < 20 && rs_pipeline_dirty(a) + rs_pipeline_publish_queued(a) > 0;
+         step++) {
+        usleep(2000);
+        assert_int_equal(rs_pipeline_publish_step(a), RS_OK);
+    }
+    /* Everything is taken and in flight: users, then the items' lists. */
+    assert_true(rs_pipeline_publish_in_flight(a) >= 2);
+    assert_int_equal(rs_pipeline_pending(a), 4); /* the users in flight; items not counted */
+
+    snap = snapshot_of(a, conf, dir);
+    assert_int_equal(rs_pipeline_snapshot_load(b, snap, errstr, sizeof(errstr)), RS_OK);
+    rs_snapshot_close(snap);
+    assert_int_equal(rs_pipeline_dirty(b), 4);
+    /* pending = dirty users + changed items + rs:pop (always written after a restore) */
+    changed = rs_pipeline_pending(b) - rs_pipeline_dirty(b) - 1;
+    assert_int_equal(changed, 3);
+
+    rs_pipeline_destroy(a);
+    rs_pipeline_destroy(b);
+    rs_redis_destroy(sink);
+    rs_config_destroy(conf);
+    rs_log_set_level(RS_LOG_INFO);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* A snapshot with only the meta section of another pipeline. */
 static rs_err_t fill_meta_only(void *ctx, struct rs_snapshot_writer *sw)
 {
@@ -438,6 +494,7 @@ int main(void)
         cmocka_unit_test(test_lists_blend_trending_neighbours_and_reasons),
         cmocka_unit_test(test_a_restored_pipeline_stays_bit_identical_to_one_that_never_stopped),
         cmocka_unit_test(test_a_snapshot_that_does_not_hold_together_leaves_the_pipeline_alone),
+        cmocka_unit_test(test_lists_redis_never_acknowledged_are_published_after_a_restore),
         cmocka_unit_test(test_endless_new_users_evict_the_least_recent_and_memory_stays_flat),
         cmocka_unit_test(test_idle_users_are_evicted_after_the_ttl),
     };
