@@ -371,7 +371,6 @@ static rs_err_t batch_list(struct rs_pipeline *p, struct rs_pub_batch *b,
                                p->blob.len, recs, n, names, lens);
 }
 
-/* Encodes one user's list (or its deletion) into b. */
 /* Notes in b what user is served: recs[0..n) items, or a deletion when recs is NULL. */
 static rs_err_t note_served(struct rs_pub_batch *b, uint32_t user, const struct rs_rec *recs,
                             size_t n)
@@ -388,6 +387,7 @@ static rs_err_t note_served(struct rs_pub_batch *b, uint32_t user, const struct 
     return RS_OK;
 }
 
+/* Encodes one user's list (or its deletion) into b. */
 static rs_err_t batch_user(struct rs_pipeline *p, struct rs_pub_batch *b, uint32_t user,
                            const struct rs_rec *recs, size_t n)
 {
