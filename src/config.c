@@ -202,6 +202,11 @@ static const struct opt opts[] = {
         "weight of the item-neighbour score"),
     DBL("ranking", "popularity_weight", popularity_weight, "0.05", 0, 1000,
         "weight of the popularity score"),
+    INT("ranking", "neighbor_list_max_age_ms", neighbor_list_max_age_ms, "250", 0, 60000,
+        "a cached top-k neighbour list is reused for up to this long after the "
+        "neighbours changed, ms; 0: exact (recomputed after any change)"),
+    INT64("ranking", "neighbor_list_max_events", neighbor_list_max_events, "0", 0, INT64_MAX,
+          "and for at most this many events; 0: no bound in events"),
 
     STR("snapshot", "dir", snapshot_dir, "./snapshots", 1, "directory of snapshots"),
     INT("snapshot", "interval_s", snapshot_interval_s, "60", 0, 86400,

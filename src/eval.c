@@ -625,7 +625,12 @@ rs_err_t rs_eval_prequential_pipeline(const struct rs_eval_data *d,
                                       struct rs_eval_preq *out, char *errstr,
                                       size_t errstr_size)
 {
-    struct rs_pipeline *p = rs_pipeline_create(conf, NULL, errstr, errstr_size);
+    /* The replay runs faster than real time and must be repeatable: cached
+     * neighbour lists are bounded in events only (exact by default), never by
+     * the wall clock. */
+    struct rs_config c = *conf;
+    c.neighbor_list_max_age_ms = 0;
+    struct rs_pipeline *p = rs_pipeline_create(&c, NULL, errstr, errstr_size);
     struct rs_history *hist = rs_history_create();
     struct rs_rec *recs = calloc((size_t)conf->top_n, sizeof(*recs));
     struct rs_progress pg;

@@ -46,7 +46,7 @@ struct rs_neighbors {
     int64_t last_ts; /* d(last_ts) cached in last_d */
     float last_d;
     uint64_t rng; /* replacement draws; saved, so a loaded state continues the same */
-    uint64_t instance, changes; /* rs_neighbors_stamp */
+    uint64_t instance, changes, events; /* rs_neighbors_stamp */
     double shrink;              /* lambda of the support factor; 0: none */
     int64_t clock;              /* the latest event time seen */
 
@@ -348,6 +348,7 @@ rs_err_t rs_neighbors_add(struct rs_neighbors *nb, uint32_t user, uint32_t item,
     if (user == RS_NONE || item == RS_NONE) return RS_EINVAL;
     if (item >= nb->cap_items && grow_items(nb, item) != RS_OK) return RS_ENOMEM;
     if (user >= nb->cap_users && grow_users(nb, user) != RS_OK) return RS_ENOMEM;
+    nb->events++;
     if (item >= nb->n_items) nb->n_items = item + 1;
     if (user >= nb->n_users) nb->n_users = user + 1;
 
@@ -441,7 +442,7 @@ int64_t rs_neighbors_clock(const struct rs_neighbors *nb)
 
 struct rs_neighbors_stamp rs_neighbors_stamp(const struct rs_neighbors *nb)
 {
-    struct rs_neighbors_stamp st = {nb->instance, nb->changes};
+    struct rs_neighbors_stamp st = {nb->instance, nb->changes, nb->events};
     return st;
 }
 

@@ -146,6 +146,8 @@ struct rs_pipeline *rs_pipeline_create(const struct rs_config *conf,
         !p->recs || !p->neighbors || !p->popularity || !p->sim_recs || !p->served)
         goto nomem;
     rs_neighbors_set_shrink(p->neighbors, conf->neighbors_shrink); /* checked by config */
+    rs_ranker_set_list_staleness(p->ranker, (uint64_t)conf->neighbor_list_max_age_ms,
+                                 (uint64_t)conf->neighbor_list_max_events);
     rs_buf_init(&p->key);
     rs_buf_init(&p->blob);
     rs_buf_init(&p->forgotten);

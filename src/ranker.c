@@ -19,10 +19,12 @@
  * Neighbour candidates are gathered per user from the top-k lists of the
  * user's recent items into dense accumulators over the items, touched-list
  * cleared, so gathering costs O(window * k) whatever the catalogue size. The
- * top-k lists come from a bounded cache (struct nb_cache), valid for one
- * state of the neighbours: computing a list (2k similarities, each reading
- * its partner's row head somewhere in memory, and a selection) cost more
- * than the 10K-item sgemm per user; users ranked together share them.
+ * top-k lists come from a bounded cache (struct nb_cache), exact for one
+ * state of the neighbours or, with a staleness bound, reused for a while
+ * after it changed: computing a list (2k similarities, each reading its
+ * partner's row head somewhere in memory, and a selection) cost more than
+ * the 10K-item sgemm per user; users ranked together share them, and under a
+ * steady stream every event changes the state.
  * The ranker owns all its scratch buffers, grown on demand and reused, so
  * ranking allocates nothing once warmed up.
  * Order: higher score first; on equal scores the lower item index wins. NaN
@@ -62,22 +64,33 @@ static scan_fn *scan_pick(const char *isa);
  * Items' top-k neighbour lists as rs_neighbors_top gave them, direct-mapped
  * by item index (entry = item & mask, tagged with the item). Users ranked
  * together share most of their recent items, so each list is computed once
- * per state of the neighbours: every entry belongs to the epoch of one
- * rs_neighbors_stamp, and a call that sees another stamp starts a new epoch
- * (all entries stale at once). An entry is therefore used only while the
- * neighbours are exactly as they were when it was filled, and gives the same
- * list, in the same order, as computing it again. Bounded: at most
+ * and reused. Each entry remembers the rs_neighbors_stamp it was computed
+ * at and when (the monotonic clock at the start of the call that filled it).
+ * With the exact rule (max_age_ns = max_events = 0, the default) an entry is
+ * used only while the neighbours are exactly as they were when it was
+ * filled, and gives the same list, in the same order, as computing it again.
+ * With a staleness bound it is also used after the neighbours changed, while
+ * it is at most max_age_ns old and at most max_events events behind (each
+ * bound that is not 0). Entries of another neighbours object, list length or
+ * allocation belong to an older epoch and are never used. Bounded: at most
  * NB_CACHE_BYTES whatever the catalogue.
  */
 #define NB_CACHE_BYTES (8u << 20)
+struct nb_entry {
+    uint32_t tag, ep, len; /* the item held, its epoch, the list's length */
+    uint64_t changes;      /* the stamp's changes and events when filled */
+    uint64_t events;
+    uint64_t at_ns; /* the call's clock when filled */
+};
 struct nb_cache {
-    struct rs_neighbors_stamp stamp;
-    size_t k;             /* list length of every entry */
-    size_t entries;       /* a power of two, 0 before the first use */
-    uint32_t epoch;       /* entries of other epochs are stale */
-    uint32_t *tag, *ep;   /* entries: the item held, its epoch */
-    uint32_t *len;        /* entries: the list's length */
-    struct rs_rec *lists; /* entries x k */
+    struct rs_neighbors_stamp stamp; /* of the current call */
+    uint64_t now_ns;                 /* the current call's clock (0: not read) */
+    uint64_t max_age_ns, max_events; /* staleness bounds; both 0: exact */
+    size_t k;                        /* list length of every entry */
+    size_t entries;                  /* a power of two, 0 before the first use */
+    uint32_t epoch;                  /* entries of other epochs are never used */
+    struct nb_entry *ent;            /* entries */
+    struct rs_rec *lists;            /* entries x k */
 };
 
 /* One user of the batch being ranked. */
@@ -225,6 +238,15 @@ fail:
     return NULL;
 }
 
+void rs_ranker_set_list_staleness(struct rs_ranker *rk, uint64_t max_age_ms,
+                                  uint64_t max_events)
+{
+    if (rk == NULL) return;
+    rk->nbc.max_age_ns = max_age_ms > UINT64_MAX / 1000000u ? UINT64_MAX
+                                                            : max_age_ms * 1000000u;
+    rk->nbc.max_events = max_events;
+}
+
 int rs_ranker_set_isa(struct rs_ranker *rk, const char *isa)
 {
     scan_fn *f = rk != NULL ? scan_pick(isa) : NULL;
@@ -255,9 +277,7 @@ void rs_ranker_destroy(struct rs_ranker *rk)
     free(rk->cand_all);
     free(rk->block_at);
     free(rk->sim);
-    free(rk->nbc.tag);
-    free(rk->nbc.ep);
-    free(rk->nbc.len);
+    free(rk->nbc.ent);
     free(rk->nbc.lists);
     free(rk);
 }
@@ -334,41 +354,48 @@ static int in_sorted(const uint32_t *a, size_t n, uint32_t x)
 /* ---- neighbour candidates ---- */
 
 /*
- * Makes the cache fit the neighbours' current state and the catalogue: a new
- * stamp or list length starts a new epoch; a catalogue that outgrew the
- * entries (up to NB_CACHE_BYTES) reallocates them. On ENOMEM the cache is
- * off (entries 0) and lists are computed each time.
+ * Makes the cache fit the neighbours and the catalogue, and takes the call's
+ * stamp and clock: another neighbours object or list length starts a new
+ * epoch; a catalogue that outgrew the entries (up to NB_CACHE_BYTES)
+ * reallocates them. On ENOMEM the cache is off (entries 0) and lists are
+ * computed each time.
  */
 static void cache_prepare(struct nb_cache *c, const struct rs_neighbors *nb, size_t k,
                           uint32_t n_items)
 {
     struct rs_neighbors_stamp st = rs_neighbors_stamp(nb);
-    size_t per = 3 * sizeof(uint32_t) + k * sizeof(struct rs_rec), want = 64;
+    size_t per = sizeof(struct nb_entry) + k * sizeof(struct rs_rec), want = 64;
     while (want < n_items && 2 * want * per <= NB_CACHE_BYTES)
         want *= 2;
     if (want > c->entries || k != c->k) {
-        free(c->tag);
-        free(c->ep);
-        free(c->len);
+        free(c->ent);
         free(c->lists);
-        c->tag = malloc(want * sizeof(*c->tag));
-        c->ep = calloc(want, sizeof(*c->ep));
-        c->len = malloc(want * sizeof(*c->len));
+        c->ent = calloc(want, sizeof(*c->ent));
         c->lists = malloc(want * k * sizeof(*c->lists));
-        c->entries = c->tag && c->ep && c->len && c->lists ? want : 0;
+        c->entries = c->ent && c->lists ? want : 0;
         c->k = k;
-        c->epoch = 0; /* every entry stale: the epoch below is 1 */
-        c->stamp.instance = 0;
+        c->epoch = 0; /* every entry unused: the epoch below is 1 */
     }
     if (c->entries == 0) return;
-    if (st.instance != c->stamp.instance || st.changes != c->stamp.changes ||
-        c->epoch == 0) {
-        c->stamp = st;
+    if (st.instance != c->stamp.instance || c->epoch == 0) {
         if (++c->epoch == 0) { /* wrapped: clear the old epochs */
-            memset(c->ep, 0, c->entries * sizeof(*c->ep));
+            for (size_t e = 0; e < c->entries; e++)
+                c->ent[e].ep = 0;
             c->epoch = 1;
         }
     }
+    c->stamp = st;
+    c->now_ns = c->max_age_ns > 0 ? rs_mono_ns() : 0;
+}
+
+/* Entry x (of this epoch) may serve the current call. */
+static inline int entry_usable(const struct nb_cache *c, const struct nb_entry *x)
+{
+    if (x->changes == c->stamp.changes) return 1; /* exact */
+    if (c->max_age_ns == 0 && c->max_events == 0) return 0;
+    if (c->max_age_ns > 0 && c->now_ns - x->at_ns > c->max_age_ns) return 0;
+    if (c->max_events > 0 && c->stamp.events - x->events > c->max_events) return 0;
+    return 1;
 }
 
 /* Item's top-k neighbours (rs_neighbors_top), from the cache when it holds them. */
@@ -376,21 +403,26 @@ static const struct rs_rec *top_of(struct rs_ranker *rk, const struct rs_neighbo
                                    uint32_t item, size_t k, size_t *m)
 {
     struct nb_cache *c = &rk->nbc;
-    size_t e;
+    struct nb_entry *x;
     struct rs_rec *list;
+    size_t e;
 
     if (c->entries == 0) {
         *m = rs_neighbors_top(nb, item, k, rk->sim, rk->sim + k);
         return rk->sim;
     }
     e = item & (c->entries - 1);
+    x = &c->ent[e];
     list = c->lists + e * k;
-    if (c->tag[e] != item || c->ep[e] != c->epoch) {
-        c->len[e] = (uint32_t)rs_neighbors_top(nb, item, k, list, rk->sim + k);
-        c->tag[e] = item;
-        c->ep[e] = c->epoch;
+    if (x->tag != item || x->ep != c->epoch || !entry_usable(c, x)) {
+        x->len = (uint32_t)rs_neighbors_top(nb, item, k, list, rk->sim + k);
+        x->tag = item;
+        x->ep = c->epoch;
+        x->changes = c->stamp.changes;
+        x->events = c->stamp.events;
+        x->at_ns = c->now_ns;
     }
-    *m = c->len[e];
+    *m = x->len;
     return list;
 }
 

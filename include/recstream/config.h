@@ -85,6 +85,8 @@ struct rs_config {
     double mf_weight;
     double neighbor_weight;
     double popularity_weight;
+    int neighbor_list_max_age_ms; /* 0: exact neighbour lists */
+    int64_t neighbor_list_max_events;
 
     /* [snapshot] */
     char *snapshot_dir;

@@ -132,6 +132,9 @@ rs_err_t rs_eval_prequential(const struct rs_eval_data *d,
  * (the user has history, the item is new to them) and is a hit when the item
  * is in the user's list of conf->top_n; the rating of a rate event is
  * predicted by the pipeline's model. conf is borrowed; opts as above.
+ * The ranker's cached neighbour lists ignore [ranking]
+ * neighbor_list_max_age_ms (a replay runs faster than real time and must be
+ * repeatable); neighbor_list_max_events applies (0: exact lists).
  */
 rs_err_t rs_eval_prequential_pipeline(const struct rs_eval_data *d,
                                       const struct rs_config *conf,

@@ -127,10 +127,13 @@ size_t rs_neighbors_top(const struct rs_neighbors *nb, uint32_t item, size_t max
  * changes grows whenever any similarity may change: a new occurrence, the
  * clock moving forward (the shrinkage weighs support at the clock), a new
  * shrink. Equal stamps mean every rs_neighbors_top result is unchanged.
+ * events counts the events applied (rs_neighbors_add calls that returned
+ * RS_OK), for readers that bound a cached list's staleness in events.
  */
 struct rs_neighbors_stamp {
     uint64_t instance;
     uint64_t changes;
+    uint64_t events;
 };
 struct rs_neighbors_stamp rs_neighbors_stamp(const struct rs_neighbors *nb);
 

@@ -35,7 +35,9 @@
  * The ranker keeps the items' top-k neighbour lists it computed, bounded
  * (8 MB), and reuses them while rs_neighbors_stamp says the neighbours are
  * unchanged (users ranked together in one publish share most of their recent
- * items): the lists are exactly those computed afresh.
+ * items): the lists are exactly those computed afresh. With a staleness
+ * bound (rs_ranker_set_list_staleness) a list is also reused for a while
+ * after the neighbours changed.
  */
 #ifndef RECSTREAM_RANKER_H
 #define RECSTREAM_RANKER_H
@@ -99,6 +101,19 @@ rs_err_t rs_ranker_rank(struct rs_ranker *rk, const struct rs_model *m,
 rs_err_t rs_ranker_blend(struct rs_ranker *rk, const struct rs_rank_sources *src,
                          const struct rs_rank_weights *w, const uint32_t *users, size_t n,
                          struct rs_rec *out, size_t *counts);
+
+/*
+ * How stale a cached top-k neighbour list may be when it is reused: at most
+ * max_age_ms milliseconds old (monotonic clock, read once per call) and at
+ * most max_events neighbour events behind (rs_neighbors_stamp's events);
+ * a bound of 0 is not checked, and both 0 (the default) is the exact rule:
+ * a list is reused only while the neighbours are unchanged, so lists equal
+ * those of rs_ranker_blend_naive. A reused stale list holds the
+ * similarities as they were when it was computed: the neighbour term of a
+ * blend may lag by up to the bound. ([ranking] neighbor_list_max_age_ms.)
+ */
+void rs_ranker_set_list_staleness(struct rs_ranker *rk, uint64_t max_age_ms,
+                                  uint64_t max_events);
 
 /*
  * The scoring pass over the items is compiled for AVX-512, AVX2 and the

@@ -297,9 +297,11 @@ def ranking():
         if r.get("bench") != "rank":
             continue
         u = r["users_per_s"]
+        exact = u.get("rank_blend_exact")
         out.append([num(r["items"]), r["kernels"], num(u["sgemm_bound"]), num(u["sgemv"]),
                     "%.1f" % r.get("Q_GB_per_s_sgemv", float("nan")),
                     num(u["rank_blend"]), ratio(u["rank_blend"], u["sgemm_bound"]),
+                    num(exact) if exact else "", ratio(exact, u["sgemm_bound"]) if exact else "",
                     ratio(u["rank_blend"], u["sgemv"], 1),
                     num(u["rank_model"]), ratio(u["rank_model"], u["sgemm_bound"])])
         if r["kernels"] == "auto" and r["items"] == 100000:
@@ -313,8 +315,9 @@ def ranking():
                  "value": u["rank_blend"], "unit": "users/s"})
     fr.add_table("ranking.rank", "Ranking throughput, k = 64, top 20, batches of users", table(
         ["items", "kernels", "sgemm bound users/s", "sgemv users/s", "sgemv GB/s",
-         "blend users/s", "blend / sgemm", "blend / sgemv", "model only users/s", "model / sgemm"],
-        out, ["---:", "---"] + ["---:"] * 8))
+         "blend users/s", "blend / sgemm", "blend, lists recomputed, users/s",
+         "recomputed / sgemm", "blend / sgemv", "model only users/s", "model / sgemm"],
+        out, ["---:", "---"] + ["---:"] * 10))
     paths, short = [], []
     for r in rows:
         if r.get("bench") == "neighbors":

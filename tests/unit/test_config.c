@@ -116,6 +116,8 @@ static void test_defaults_match_documented_values(void **state)
     assert_true(conf->mf_weight == 0.2);
     assert_true(conf->neighbor_weight == 1.0);
     assert_true(conf->popularity_weight == 0.05);
+    assert_int_equal(conf->neighbor_list_max_age_ms, 250);
+    assert_true(conf->neighbor_list_max_events == 0);
     assert_string_equal(conf->snapshot_dir, "./snapshots");
     assert_int_equal(conf->snapshot_interval_s, 60);
     assert_true(conf->snapshot_every_events == 0);
@@ -261,6 +263,10 @@ static void test_rejects_value_below_range(void **state)
     expect_load_error("[model]\nlearning_rate = 0\n", RS_EINVAL, 2,
                       "out of range (0, 1]");
     expect_load_error("[neighbors]\nhalf_life_s = -3\n", RS_EINVAL, 2, "out of range");
+    expect_load_error("[ranking]\nneighbor_list_max_age_ms = 60001\n", RS_EINVAL, 2,
+                      "out of range [0, 60000]");
+    expect_load_error("[ranking]\nneighbor_list_max_events = -1\n", RS_EINVAL, 2,
+                      "out of range");
     expect_load_error("[model]\nseed = -1\n", RS_EINVAL, 2, "out of range");
 }
 

@@ -18,6 +18,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "recstream/history.h"
 #include "recstream/model.h"
@@ -768,6 +769,153 @@ static void test_neighbour_cache_never_changes_a_list(void **unused)
     assert_true(with_reasons > 5000);
 }
 
+/* Ranks users[0..n) with r into out/counts (top_n entries per user). */
+static void blend_all(struct rs_ranker *r, const struct world *w,
+                      const struct rs_rank_weights *wt, const uint32_t *users, size_t n,
+                      struct rs_rec *out, size_t *counts)
+{
+    assert_int_equal(rs_ranker_blend(r, &w->src, wt, users, n, out, counts), RS_OK);
+}
+
+/* 1 if the lists of the n users are the same, entry for entry. */
+static int same_lists(const struct rs_rec *a, const size_t *ca, const struct rs_rec *b,
+                      const size_t *cb, size_t n, size_t top_n)
+{
+    for (size_t j = 0; j < n; j++) {
+        if (ca[j] != cb[j]) return 0;
+        if (ca[j] && memcmp(a + j * top_n, b + j * top_n, ca[j] * sizeof(*a)) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+/*
+ * A staleness bound in events: while the neighbours are at most max_events
+ * events past a cached list, the list is reused as it was (the observed
+ * users' rings and histories do not change: the events come from other
+ * users, so the lists may only differ through the similarities); one event
+ * more and every list is computed again, exactly as a fresh ranker does.
+ * The stale lists must differ from the exact ones in some trials, or the
+ * test would show nothing.
+ */
+static void test_stale_lists_are_reused_within_the_event_bound(void **unused)
+{
+    (void)unused;
+    uint64_t s = 4242;
+    int stale_differs = 0, checked = 0;
+    struct rs_rank_weights wt = {0.0f, 1.0f, 0.0f};
+    for (int trial = 0; trial < 16; trial++) {
+        struct world w;
+        uint32_t nu = 20 + tbelow(&s, 40), ni = 30 + tbelow(&s, 300), half = nu / 2;
+        int top_n = 1 + (int)tbelow(&s, 15), batch = 1 + (int)tbelow(&s, 8);
+        uint64_t bound = 2 + tbelow(&s, 6);
+        int64_t ts = 10000000;
+        world_init(&w, &s, nu, ni, 4, 1 + (int)tbelow(&s, 10), 1 + (int)tbelow(&s, 10),
+                   12 * nu);
+        struct rs_ranker *kept = rs_ranker_create(top_n, batch);
+        size_t cells = (size_t)half * (size_t)top_n;
+        struct rs_rec *a0 = malloc(cells * sizeof(*a0)), *a1 = malloc(cells * sizeof(*a1)),
+                      *f = malloc(cells * sizeof(*f));
+        size_t *c0 = malloc(half * sizeof(*c0)), *c1 = malloc(half * sizeof(*c1)),
+               *cf = malloc(half * sizeof(*cf));
+        uint32_t *users = malloc(half * sizeof(*users));
+        assert_true(kept && a0 && a1 && f && c0 && c1 && cf && users);
+        for (uint32_t j = 0; j < half; j++)
+            users[j] = j;
+        rs_ranker_set_list_staleness(kept, 0, bound);
+        blend_all(kept, &w, &wt, users, half, a0, c0);
+
+        /* Up to the bound: the lists computed above, unchanged. */
+        uint64_t first = 1 + tbelow(&s, (uint32_t)bound);
+        for (uint64_t e = 0; e < first; e++)
+            world_event(&w, half + tbelow(&s, nu - half), tbelow(&s, ni), ts += 1000);
+        blend_all(kept, &w, &wt, users, half, a1, c1);
+        assert_true(same_lists(a0, c0, a1, c1, half, (size_t)top_n));
+        struct rs_ranker *fresh = rs_ranker_create(top_n, batch);
+        assert_non_null(fresh);
+        blend_all(fresh, &w, &wt, users, half, f, cf);
+        rs_ranker_destroy(fresh);
+        stale_differs += !same_lists(a1, c1, f, cf, half, (size_t)top_n);
+
+        /* Past it: exactly the fresh lists. */
+        for (uint64_t e = first; e <= bound; e++)
+            world_event(&w, half + tbelow(&s, nu - half), tbelow(&s, ni), ts += 1000);
+        blend_all(kept, &w, &wt, users, half, a1, c1);
+        fresh = rs_ranker_create(top_n, batch);
+        assert_non_null(fresh);
+        blend_all(fresh, &w, &wt, users, half, f, cf);
+        rs_ranker_destroy(fresh);
+        assert_true(same_lists(a1, c1, f, cf, half, (size_t)top_n));
+        checked++;
+
+        free(a0);
+        free(a1);
+        free(f);
+        free(c0);
+        free(c1);
+        free(cf);
+        free(users);
+        rs_ranker_destroy(kept);
+        world_free(&w);
+    }
+    print_message("%d trials, stale lists differed from exact ones in %d\n", checked,
+                  stale_differs);
+    assert_true(stale_differs >= 4);
+}
+
+/*
+ * A staleness bound in time: within it the cached lists are reused however
+ * many events came; once they are older than the bound they are computed
+ * again; back to the exact rule (0, 0) any change recomputes them.
+ */
+static void test_stale_lists_expire_with_age(void **unused)
+{
+    (void)unused;
+    uint64_t s = 999;
+    struct rs_rank_weights wt = {0.0f, 1.0f, 0.0f};
+    struct world w;
+    uint32_t nu = 40, ni = 120, half = nu / 2;
+    int top_n = 10;
+    int64_t ts = 10000000;
+    world_init(&w, &s, nu, ni, 4, 8, 8, 12 * nu);
+    struct rs_ranker *kept = rs_ranker_create(top_n, 4);
+    struct rs_rec a0[20 * 10], a1[20 * 10], f[20 * 10];
+    size_t c0[20], c1[20], cf[20];
+    uint32_t users[20];
+    assert_non_null(kept);
+    for (uint32_t j = 0; j < half; j++)
+        users[j] = j;
+
+    rs_ranker_set_list_staleness(kept, 3600000, 0); /* an hour */
+    blend_all(kept, &w, &wt, users, half, a0, c0);
+    for (int e = 0; e < 200; e++)
+        world_event(&w, half + tbelow(&s, nu - half), tbelow(&s, ni), ts += 1000);
+    blend_all(kept, &w, &wt, users, half, a1, c1);
+    assert_true(same_lists(a0, c0, a1, c1, half, (size_t)top_n));
+    struct rs_ranker *fresh = rs_ranker_create(top_n, 4);
+    assert_non_null(fresh);
+    blend_all(fresh, &w, &wt, users, half, f, cf);
+    assert_false(same_lists(a1, c1, f, cf, half, (size_t)top_n)); /* 200 events show */
+
+    /* 1 ms, and the lists are older than that. */
+    rs_ranker_set_list_staleness(kept, 1, 0);
+    struct timespec pause = {0, 5000000};
+    nanosleep(&pause, NULL);
+    blend_all(kept, &w, &wt, users, half, a1, c1);
+    assert_true(same_lists(a1, c1, f, cf, half, (size_t)top_n));
+
+    /* The exact rule: after one event the lists are those computed afresh. */
+    rs_ranker_set_list_staleness(kept, 0, 0);
+    world_event(&w, half, 0, ts += 1000);
+    blend_all(kept, &w, &wt, users, half, a1, c1);
+    blend_all(fresh, &w, &wt, users, half, f, cf);
+    assert_true(same_lists(a1, c1, f, cf, half, (size_t)top_n));
+
+    rs_ranker_destroy(fresh);
+    rs_ranker_destroy(kept);
+    world_free(&w);
+}
+
 static void test_blend_refuses_bad_weights(void **unused)
 {
     (void)unused;
@@ -798,6 +946,8 @@ int main(void)
         cmocka_unit_test(test_rejects_bad_ranker_params),
         cmocka_unit_test(test_blend_matches_naive_full_sort_on_random_inputs),
         cmocka_unit_test(test_every_instruction_set_gives_the_same_lists),
+        cmocka_unit_test(test_stale_lists_are_reused_within_the_event_bound),
+        cmocka_unit_test(test_stale_lists_expire_with_age),
         cmocka_unit_test(test_cold_start_user_gets_the_trending_list),
         cmocka_unit_test(test_new_item_enters_lists_through_its_neighbours),
         cmocka_unit_test(test_neighbour_cache_never_changes_a_list),
