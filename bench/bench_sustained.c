@@ -10,13 +10,18 @@
  *   bench_sustained BROKERS TOPIC RATE SECONDS   RATE events/s (0: unpaced)
  *   bench_sustained BROKERS TOPIC 0 0 EVENTS     a backlog of EVENTS, unpaced
  * prints one JSON object per second ({"second":..,"sent":..} cumulative)
- * and a final one with the achieved rate.
+ * and a final one with the achieved rate and the process's CPU seconds
+ * (its librdkafka threads included) while producing.
  *
  *   bench_sustained --consume BROKERS TOPIC GROUP
  * is the consumer side, Kafka -> model only: recstream's Kafka source feeds
  * every message to rs_pipeline_handle (no Redis, so no ranking) until
  * SIGTERM, and once a second prints "UNIX_TIME LAG APPLIED" (the consumer
  * lag summed over its partitions, -1 while one is unknown; events applied).
+ *
+ * Any KEY=VALUE argument, in either mode, is a librdkafka property set on
+ * top of recstream's defaults (as [kafka] pass-through keys are), to compare
+ * e.g. producer batching or fetch settings in one run.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -91,6 +96,28 @@ static void sleep_until(uint64_t due_ns)
     }
 }
 
+/* Arguments of the form KEY=VALUE: librdkafka properties ([kafka] pass-through). */
+static int set_props(struct rs_config *conf, int argc, char **argv)
+{
+    char errstr[512], set[512];
+    for (int a = 0; a < argc; a++) {
+        snprintf(set, sizeof(set), "kafka.%s", argv[a]);
+        if (rs_config_set(conf, set, errstr, sizeof(errstr)) != RS_OK) {
+            fprintf(stderr, "%s\n", errstr);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* CPU time of the whole process (all threads, librdkafka's included). */
+static uint64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static volatile sig_atomic_t stop;
 
 static void on_term(int sig)
@@ -105,7 +132,8 @@ static int apply(void *opaque, const struct rs_kafka_msg *msg)
     return 0;
 }
 
-static int consume(const char *brokers, const char *topic, const char *group)
+static int consume(const char *brokers, const char *topic, const char *group, int nprops,
+                   char **props)
 {
     struct rs_kafka_lag lags[64];
     char errstr[512], set[512];
@@ -120,6 +148,7 @@ static int consume(const char *brokers, const char *topic, const char *group)
     rs_config_set(conf, set, errstr, sizeof(errstr));
     snprintf(set, sizeof(set), "kafka.group.id=%s", group);
     rs_config_set(conf, set, errstr, sizeof(errstr));
+    if (set_props(conf, nprops, props)) return 2;
     p = rs_pipeline_create(conf, NULL, errstr, sizeof(errstr));
     kc = p ? rs_kafka_consumer_create(conf, errstr, sizeof(errstr)) : NULL;
     if (!kc) {
@@ -157,14 +186,27 @@ int main(int argc, char **argv)
     struct rs_kafka *kc;
     struct pool pl;
     double rate, secs;
-    uint64_t limit, sent = 0, start, end_ns, next_report;
-    int second = 0, left;
+    uint64_t limit, sent = 0, start, end_ns, next_report, cpu0;
+    int second = 0, left, nprops = 0;
+    char **props = calloc((size_t)argc, sizeof(*props));
 
     rs_log_set_level(RS_LOG_WARN);
-    if (argc == 5 && strcmp(argv[1], "--consume") == 0) return consume(argv[2], argv[3], argv[4]);
+    /* KEY=VALUE arguments, anywhere: librdkafka properties; the rest positional. */
+    {
+        int n = 1;
+        for (int a = 1; a < argc; a++) {
+            if (strchr(argv[a], '=')) props[nprops++] = argv[a];
+            else argv[n++] = argv[a];
+        }
+        argc = n;
+    }
+    if (argc == 5 && strcmp(argv[1], "--consume") == 0)
+        return consume(argv[2], argv[3], argv[4], nprops, props);
     if (argc < 5) {
-        fprintf(stderr, "usage: bench_sustained BROKERS TOPIC RATE SECONDS [EVENTS]\n"
-                        "       bench_sustained --consume BROKERS TOPIC GROUP\n");
+        fprintf(
+            stderr,
+            "usage: bench_sustained BROKERS TOPIC RATE SECONDS [EVENTS] [KEY=VALUE ...]\n"
+            "       bench_sustained --consume BROKERS TOPIC GROUP [KEY=VALUE ...]\n");
         return 2;
     }
     rate = strtod(argv[3], NULL);
@@ -183,12 +225,14 @@ int main(int argc, char **argv)
     rs_config_set(conf, set, errstr, sizeof(errstr));
     snprintf(set, sizeof(set), "kafka.topics=%s", argv[2]);
     rs_config_set(conf, set, errstr, sizeof(errstr));
+    if (set_props(conf, nprops, props)) return 2;
     kc = rs_kafka_producer_create(conf, errstr, sizeof(errstr));
     if (!kc) {
         fprintf(stderr, "producer: %s\n", errstr);
         return 1;
     }
 
+    cpu0 = cpu_ns();
     start = rs_mono_ns();
     end_ns = secs > 0 ? start + (uint64_t)(secs * 1e9) : UINT64_MAX;
     next_report = start + 1000000000ull;
@@ -218,11 +262,12 @@ int main(int argc, char **argv)
     left = rs_kafka_flush(kc, 60000);
     {
         double took = (double)(rs_mono_ns() - start) / 1e9;
+        double cpu = (double)(cpu_ns() - cpu0) / 1e9;
         printf("{\"pass\":\"produce\",\"target\":%.0f,\"sent\":%llu,\"undelivered\":%llu,"
-               "\"seconds\":%.3f,\"events_per_second\":%.0f}\n",
+               "\"seconds\":%.3f,\"events_per_second\":%.0f,\"cpu_seconds\":%.3f}\n",
                rate, (unsigned long long)sent,
                (unsigned long long)(rs_kafka_delivery_errors(kc) + (uint64_t)(left > 0 ? left : 0)),
-               took, (double)sent / took);
+               took, (double)sent / took, cpu);
     }
     rs_kafka_destroy(kc);
     rs_config_destroy(conf);
@@ -230,5 +275,6 @@ int main(int argc, char **argv)
     free(pl.off);
     free(pl.key);
     free(pl.key_len);
+    free(props);
     return left > 0 ? 1 : 0;
 }

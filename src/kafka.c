@@ -2,9 +2,10 @@
  * kafka.c - recstream's only contact with librdkafka. It builds the client
  * configuration from [kafka] (recstream's own keys, then every pass-through
  * property, each refused property reported with the file:line it came from),
- * runs the consumer-group poll loop with explicit offset storing (an offset is
- * stored only after the model has the message), handles eager and cooperative
- * rebalances, and produces keyed messages for `recstream produce`.
+ * runs the consumer-group poll loop, reading messages in chunks, with explicit
+ * offset storing (an offset is stored only after the model has the message),
+ * handles eager and cooperative rebalances, and produces keyed messages for
+ * `recstream produce`.
  *
  * A consumer with a dead-letter topic also owns a second client, a producer,
  * that copies each bad message there (key and value unchanged, the reason and
@@ -31,6 +32,10 @@
 
 #define DEAD_LETTER_RETRY_NS 1000000000ull /* wait before re-sending a failed copy */
 #define COMMIT_RETRY_NS 1000000000ull      /* wait before retrying a failed commit */
+/* The producer serves its delivery reports once per this many messages (and
+ * whenever its queue is full, and in flush): a poll per message took locks
+ * and a clock read for each one, a large share of the producer's CPU. */
+#define PRODUCE_POLL_EVERY 1024u
 
 /* One bad message on its way to the dead-letter topic: owned copies, freed
  * once the broker has acknowledged it. */
@@ -50,12 +55,15 @@ struct rs_kafka {
     char *bootstraps;          /* embedded cluster address, or NULL */
     rd_kafka_topic_t *rkt;     /* producer: the main topic */
     int is_consumer;
+    rd_kafka_queue_t *queue;   /* consumer: the consumer queue, for batch reads */
+    uint64_t rebalances;       /* rebalance callbacks so far */
     rs_kafka_offset_fn offset_fn; /* start positions for assigned partitions */
     void *offset_opaque;
     rs_kafka_revoke_fn revoke_fn; /* makes state durable before partitions go */
     void *revoke_opaque;
     char *owner;                  /* commit metadata naming this state's owner */
     uint64_t delivery_errors;
+    unsigned unpolled;            /* producer: messages since the last poll */
     struct rs_log_limit err_limit;
     /* dead letters (consumer with dead_letter_topic only) */
     rd_kafka_t *dlq_rk;            /* producer for the dead-letter topic, or NULL */
@@ -271,6 +279,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_resp_err_t ret = RD_KAFKA_RESP_ERR_NO_ERROR;
     struct rs_kafka *kc = opaque;
 
+    kc->rebalances++; /* rs_kafka_consume checks the batch it is reading */
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         log_partitions("assigned", parts);
         if (kc->offset_fn) start_positions(kc, rk, parts);
@@ -654,6 +663,7 @@ struct rs_kafka *rs_kafka_consumer_create(const struct rs_config *conf, char *er
     if (!kc->rk) goto err;
     kconf = NULL; /* owned by rk */
     rd_kafka_poll_set_consumer(kc->rk);
+    kc->queue = rd_kafka_queue_get_consumer(kc->rk);
     if (conf->dead_letter_topic && *conf->dead_letter_topic &&
         dead_letter_create(kc, conf, errstr, errstr_size))
         goto err;
@@ -734,6 +744,7 @@ void rs_kafka_destroy(struct rs_kafka *kc)
         if (kc->is_consumer) {
             rd_kafka_resp_err_t err = rd_kafka_consumer_close(kc->rk);
             if (err) rs_warn("kafka: closing consumer: %s", rd_kafka_err2str(err));
+            if (kc->queue) rd_kafka_queue_destroy(kc->queue);
         } else {
             int left;
             rd_kafka_flush(kc->rk, 10000);
@@ -768,46 +779,163 @@ void rs_kafka_destroy(struct rs_kafka *kc)
     free(kc);
 }
 
+/* ---- consuming ------------------------------------------------------------ */
+
+/*
+ * Messages come in chunks: the first through rd_kafka_consumer_poll() (it
+ * blocks up to the timeout, so a lone event is handled as soon as it
+ * arrives), the rest through rd_kafka_consume_batch_queue() without waiting,
+ * up to CHUNK at a time: one queue call per chunk instead of one per message.
+ * The offset of the last applied message of each partition is stored once
+ * per chunk, before the next call into librdkafka, so every stored offset is
+ * in the model and nothing applied is left unstored when a rebalance callback
+ * runs (only ever inside those calls).
+ *
+ * librdkafka serves rebalance callbacks inside a batch call too, and the
+ * messages it took from the queue before a revocation come back with the
+ * batch. So when a rebalance ran during the call, the messages of partitions
+ * no longer assigned are dropped, unapplied and unstored: their next owner,
+ * this process included, reads them again from the offset the revocation
+ * made durable. (Messages taken after the revocation are discarded by
+ * librdkafka itself: the partition's fetch version changed. A partition
+ * revoked and assigned again within one call would need a whole group round
+ * trip to complete while the call drains what is already queued, without
+ * waiting.)
+ */
+#define CHUNK 1024
+#define HELD_MAX 16 /* partitions whose stored offset is pending in a chunk */
+
+struct held {
+    rd_kafka_message_t *m[HELD_MAX];
+    int n;
+};
+
+static void store_offset(struct rs_kafka *kc, const rd_kafka_message_t *rkm)
+{
+    /* Stores offset + 1: the next message not yet in the model. */
+    rd_kafka_resp_err_t err =
+        rd_kafka_offset_store(rkm->rkt, rkm->partition, rkm->offset);
+    if (err)
+        rs_log_limited(&kc->err_limit, RS_LOG_WARN,
+                       "kafka: storing offset %s[%d]@%lld: %s",
+                       rd_kafka_topic_name(rkm->rkt), rkm->partition,
+                       (long long)rkm->offset, rd_kafka_err2str(err));
+}
+
+static void held_flush(struct rs_kafka *kc, struct held *h)
+{
+    for (int j = 0; j < h->n; j++) {
+        store_offset(kc, h->m[j]);
+        rd_kafka_message_destroy(h->m[j]);
+    }
+    h->n = 0;
+}
+
+/* Keeps an applied message as its partition's latest (its offset to store). */
+static void held_put(struct rs_kafka *kc, struct held *h, rd_kafka_message_t *rkm)
+{
+    for (int j = 0; j < h->n; j++) {
+        if (h->m[j]->partition == rkm->partition && h->m[j]->rkt == rkm->rkt) {
+            rd_kafka_message_destroy(h->m[j]);
+            h->m[j] = rkm;
+            return;
+        }
+    }
+    if (h->n < HELD_MAX) {
+        h->m[h->n++] = rkm;
+        return;
+    }
+    store_offset(kc, rkm);
+    rd_kafka_message_destroy(rkm);
+}
+
+/* Hands one message to handler; 1 if it was a message, 0 for an error event. */
+static int handle(struct rs_kafka *kc, struct held *h, rd_kafka_message_t *rkm,
+                  rs_kafka_handler_t handler, void *opaque)
+{
+    struct rs_kafka_msg msg;
+    rd_kafka_timestamp_type_t tstype;
+
+    if (rkm->err) {
+        if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            rs_log_limited(&kc->err_limit, RS_LOG_WARN, "kafka: consume: %s",
+                           rd_kafka_message_errstr(rkm));
+        rd_kafka_message_destroy(rkm);
+        return 0;
+    }
+    msg.payload = rkm->payload;
+    msg.len = rkm->len;
+    msg.key = rkm->key;
+    msg.key_len = rkm->key_len;
+    msg.topic = rd_kafka_topic_name(rkm->rkt);
+    msg.partition = rkm->partition;
+    msg.offset = rkm->offset;
+    msg.ts_ms = rd_kafka_message_timestamp(rkm, &tstype);
+    if (handler(opaque, &msg) == 0)
+        held_put(kc, h, rkm);
+    else
+        rd_kafka_message_destroy(rkm);
+    return 1;
+}
+
+/* After a rebalance inside a batch call: drops the messages of partitions no
+ * longer assigned, compacting the rest; returns how many are left. */
+static size_t drop_unassigned(struct rs_kafka *kc, rd_kafka_message_t **batch, size_t n)
+{
+    rd_kafka_topic_partition_list_t *owned = NULL;
+    size_t kept = 0, dropped = 0;
+
+    if (rd_kafka_assignment(kc->rk, &owned)) owned = NULL;
+    for (size_t j = 0; j < n; j++) {
+        rd_kafka_message_t *rkm = batch[j];
+        if (rkm->err ||
+            (owned && rd_kafka_topic_partition_list_find(
+                          owned, rd_kafka_topic_name(rkm->rkt), rkm->partition))) {
+            batch[kept++] = rkm;
+        } else {
+            rd_kafka_message_destroy(rkm);
+            dropped++;
+        }
+    }
+    if (owned) rd_kafka_topic_partition_list_destroy(owned);
+    if (dropped)
+        rs_info("kafka: %zu message(s) of revoked partitions left to their next owner",
+                dropped);
+    return kept;
+}
+
 int rs_kafka_consume(struct rs_kafka *kc, int timeout_ms, size_t max,
                      rs_kafka_handler_t handler, void *opaque)
 {
+    rd_kafka_message_t *batch[CHUNK], *rkm;
+    struct held h = {.n = 0};
     int handled = 0;
 
     serve_side_jobs(kc, 0);
-    for (size_t n = 0; n < max; n++) {
-        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(kc->rk, n ? 0 : timeout_ms);
-        struct rs_kafka_msg msg;
-        rd_kafka_timestamp_type_t tstype;
+    if (max == 0) return 0;
+    if (!(rkm = rd_kafka_consumer_poll(kc->rk, timeout_ms))) return 0;
+    handled += handle(kc, &h, rkm, handler, opaque);
+    max--;
+    while (max > 0) {
+        size_t want = max < CHUNK ? max : CHUNK;
+        uint64_t rebalances = kc->rebalances;
+        ssize_t got;
 
-        if (!rkm) break;
-        if (rkm->err) {
-            if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                rs_log_limited(&kc->err_limit, RS_LOG_WARN, "kafka: consume: %s",
-                               rd_kafka_message_errstr(rkm));
-            rd_kafka_message_destroy(rkm);
-            continue;
+        held_flush(kc, &h);
+        got = rd_kafka_consume_batch_queue(kc->queue, 0, batch, want);
+        if (got <= 0) break;
+        max -= (size_t)got;
+        if (kc->rebalances != rebalances) {
+            size_t left = drop_unassigned(kc, batch, (size_t)got);
+            for (size_t j = 0; j < left; j++)
+                handled += handle(kc, &h, batch[j], handler, opaque);
+            break;
         }
-        msg.payload = rkm->payload;
-        msg.len = rkm->len;
-        msg.key = rkm->key;
-        msg.key_len = rkm->key_len;
-        msg.topic = rd_kafka_topic_name(rkm->rkt);
-        msg.partition = rkm->partition;
-        msg.offset = rkm->offset;
-        msg.ts_ms = rd_kafka_message_timestamp(rkm, &tstype);
-        if (handler(opaque, &msg) == 0) {
-            /* Stores offset + 1: the next message not yet in the model. */
-            rd_kafka_resp_err_t err = rd_kafka_offset_store(rkm->rkt, rkm->partition,
-                                                            rkm->offset);
-            if (err)
-                rs_log_limited(&kc->err_limit, RS_LOG_WARN,
-                               "kafka: storing offset %s[%d]@%lld: %s", msg.topic,
-                               msg.partition, (long long)msg.offset,
-                               rd_kafka_err2str(err));
-        }
-        rd_kafka_message_destroy(rkm);
-        handled++;
+        for (ssize_t j = 0; j < got; j++)
+            handled += handle(kc, &h, batch[j], handler, opaque);
+        if ((size_t)got < want) break;
     }
+    held_flush(kc, &h);
     return handled;
 }
 
@@ -883,8 +1011,12 @@ rs_err_t rs_kafka_produce(struct rs_kafka *kc, const void *key, size_t key_len,
             return RS_EKAFKA;
         }
         rd_kafka_poll(kc->rk, 100); /* queue full: let deliveries drain */
+        kc->unpolled = 0;
     }
-    rd_kafka_poll(kc->rk, 0);
+    if (++kc->unpolled >= PRODUCE_POLL_EVERY) {
+        rd_kafka_poll(kc->rk, 0);
+        kc->unpolled = 0;
+    }
     return RS_OK;
 }
 
