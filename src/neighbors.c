@@ -409,7 +409,8 @@ const uint32_t *rs_neighbors_recent(const struct rs_neighbors *nb, uint32_t user
 }
 
 /* sim of row i's slot s. */
-static float slot_sim(const struct rs_neighbors *nb, uint32_t i, uint32_t s, double scale)
+static inline __attribute__((always_inline)) float
+slot_sim(const struct rs_neighbors *nb, uint32_t i, uint32_t s, double scale)
 {
     uint32_t j = row_ids(nb, i)[s];
     double lower = (double)row_cnt(nb, i)[s] - (double)row_err(nb, i)[s];
@@ -464,33 +465,48 @@ static int rec_before(const struct rs_rec *a, const struct rs_rec *b)
     return a->score > b->score || (a->score == b->score && a->item < b->item);
 }
 
-/* Moves the max best of c[0..n) to the front (quickselect), n > max. */
+/*
+ * The order of rec_before as one integer, for entries of positive score:
+ * larger key first. A positive float's bits order as its value; ties go to
+ * the lower index.
+ */
+static inline uint64_t rec_key(const struct rs_rec *a)
+{
+    uint32_t bits;
+    memcpy(&bits, &a->score, sizeof(bits));
+    return (uint64_t)bits << 32 | (uint32_t)~a->item;
+}
+
+/*
+ * Moves the max best of c[0..n) to the front, in no order; n > max, every
+ * score > 0, items distinct. A quickselect whose partition has no
+ * data-dependent branch (each entry is swapped, the boundary advances by
+ * the comparison): the branchy one mispredicted about every other entry.
+ */
 static void select_best(struct rs_rec *c, size_t n, size_t max)
 {
-    size_t lo = 0, hi = n - 1;
-    while (lo < hi) {
-        struct rs_rec pivot = c[lo + (hi - lo) / 2], t;
-        size_t i = lo, j = hi;
-        while (i <= j) {
-            while (rec_before(&c[i], &pivot))
-                i++;
-            while (rec_before(&pivot, &c[j]))
-                j--;
-            if (i <= j) {
-                t = c[i];
-                c[i] = c[j];
-                c[j] = t;
-                i++;
-                if (j == 0) break;
-                j--;
-            }
+    size_t lo = 0, hi = n; /* lo < max < hi: [0, lo) beat [lo, hi), which beat [hi, n) */
+    for (;;) {
+        size_t mid = lo + (hi - lo) / 2, i = lo;
+        struct rs_rec t = c[mid];
+        c[mid] = c[hi - 1];
+        c[hi - 1] = t;
+        uint64_t pk = rec_key(&c[hi - 1]);
+        for (size_t j = lo; j < hi - 1; j++) {
+            struct rs_rec e = c[j];
+            size_t up = rec_key(&e) > pk;
+            c[j] = c[i];
+            c[i] = e;
+            i += up;
         }
-        if (max - 1 <= j)
-            hi = j;
-        else if (max - 1 >= i)
-            lo = i;
+        t = c[i]; /* the pivot to its place: [lo, i) beat it, (i, hi) do not */
+        c[i] = c[hi - 1];
+        c[hi - 1] = t;
+        if (i == max || i + 1 == max) return;
+        if (i > max)
+            hi = i;
         else
-            return;
+            lo = i + 1;
     }
 }
 

@@ -194,6 +194,32 @@ static inline __attribute__((always_inline)) void heap_offer(struct rs_rec *hp,
     }
 }
 
+/*
+ * Up to this many entries per user are kept sorted instead of in a heap: the
+ * scoring pass offers items in increasing item order, so a new entry goes
+ * after the kept ones of equal score, and an insertion is one short shift
+ * with a single unpredictable branch (the end of the shift) where a sift
+ * down a heap took a mispredicted branch per level. Its shift grows with
+ * the list, so longer ones stay in a heap.
+ */
+#define SORTED_MAX 64u
+
+/* Inserts into the best-first kept[0..*len), full at cap; the entry ranks
+ * below every kept one of the same score and, when full, above the last. */
+static inline __attribute__((always_inline)) void sorted_offer(struct rs_rec *kept,
+                                                               size_t *len, size_t cap,
+                                                               uint32_t item, float score,
+                                                               uint32_t why)
+{
+    struct rs_rec c = {item, score, why};
+    size_t x = *len < cap ? (*len)++ : cap - 1;
+    while (x > 0 && kept[x - 1].score < score) {
+        kept[x] = kept[x - 1];
+        x--;
+    }
+    kept[x] = c;
+}
+
 /* Writes the heap to out best-first (heap sort; the heap is consumed). */
 static size_t heap_drain(struct rs_rec *hp, size_t len, struct rs_rec *out)
 {
@@ -540,7 +566,12 @@ static inline __attribute__((always_inline)) float
 offer_one(struct rs_rec *heap, size_t *len, size_t cap, uint32_t i0, uint32_t c, float v,
           const float *extra, const uint32_t *extra_why)
 {
-    heap_offer(heap, len, cap, i0 + c, v, extra[c] > 0 ? extra_why[c] : RS_NONE);
+    uint32_t why = extra[c] > 0 ? extra_why[c] : RS_NONE;
+    if (cap <= SORTED_MAX) {
+        sorted_offer(heap, len, cap, i0 + c, v, why);
+        return *len == cap ? heap[cap - 1].score : -INFINITY;
+    }
+    heap_offer(heap, len, cap, i0 + c, v, why);
     return *len == cap ? heap[0].score : -INFINITY;
 }
 
@@ -597,7 +628,8 @@ static inline __attribute__((always_inline)) void scan_tail(const struct scan_ar
 
 static inline float scan_threshold(const struct scan_args *x)
 {
-    return *x->len == x->cap ? x->heap[0].score : -INFINITY;
+    if (*x->len < x->cap) return -INFINITY;
+    return x->cap <= SORTED_MAX ? x->heap[x->cap - 1].score : x->heap[0].score;
 }
 
 static inline __attribute__((always_inline)) void
@@ -913,7 +945,13 @@ static rs_err_t run(struct rs_ranker *rk, struct call *cl, const uint32_t *users
         }
         for (size_t s = 0; s < b; s++) {
             size_t uj = rk->slots[s].j;
-            counts[uj] = heap_drain(rk->heaps + s * top, rk->heap_len[s], out + uj * top);
+            struct rs_rec *kept = rk->heaps + s * top;
+            if (top <= SORTED_MAX) {
+                memcpy(out + uj * top, kept, rk->heap_len[s] * sizeof(*kept));
+                counts[uj] = rk->heap_len[s];
+            } else {
+                counts[uj] = heap_drain(kept, rk->heap_len[s], out + uj * top);
+            }
         }
     }
 out:

@@ -121,7 +121,8 @@ static void test_rank_matches_naive_on_random_models(void **unused)
         uint32_t ni =
             trial == 0 ? 9000 : 1 + tbelow(&s, 700); /* trial 0: >1 item block */
         int k = 1 + (int)tbelow(&s, 48);
-        int top_n = 1 + (int)tbelow(&s, 40);
+        /* Short lists are kept sorted, longer ones (above 64) in a heap: both. */
+        int top_n = trial % 4 == 3 ? 50 + (int)tbelow(&s, 40) : 1 + (int)tbelow(&s, 40);
         int batch = 1 + (int)tbelow(&s, 70);
         struct rs_model *m = random_model(&s, nu, ni, k);
         struct rs_history *h = random_history(&s, nu, ni);
@@ -478,7 +479,8 @@ static void test_blend_matches_naive_full_sort_on_random_inputs(void **unused)
             .popularity = (trial & 4) ? 0.0f : (float)tbelow(&s, 100) / 50.0f,
         };
         if (trial % 8 == 7) wt.mf = 1.0f;
-        int top_n = 1 + (int)tbelow(&s, 30);
+        /* Short lists are kept sorted, longer ones (above 64) in a heap: both. */
+        int top_n = trial % 4 == 3 ? 50 + (int)tbelow(&s, 40) : 1 + (int)tbelow(&s, 30);
         struct rs_ranker *rk = rs_ranker_create(top_n, 1 + (int)tbelow(&s, 40));
         assert_non_null(rk);
         /* Every user, some twice, and cold-start users the model never saw. */
@@ -570,7 +572,8 @@ static void test_every_instruction_set_gives_the_same_lists(void **unused)
             .neighbor = (trial & 2) ? 0.0f : (float)tbelow(&s, 100) / 50.0f,
             .popularity = (trial & 4) ? 0.0f : (float)tbelow(&s, 100) / 50.0f,
         };
-        int top_n = 1 + (int)tbelow(&s, 30), batch = 1 + (int)tbelow(&s, 20);
+        int top_n = trial % 4 == 3 ? 50 + (int)tbelow(&s, 40) : 1 + (int)tbelow(&s, 30);
+        int batch = 1 + (int)tbelow(&s, 20);
         size_t n = nu + 3, cells = n * (size_t)top_n;
         uint32_t *users = malloc(n * sizeof(*users));
         struct rs_rec *base = malloc(cells * sizeof(*base)),
