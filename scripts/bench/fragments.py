@@ -448,6 +448,17 @@ def publish():
              "p99 (s, bucket bound)"], srows))
     else:
         fr.values["publish.stages"] = ""
+    cpu = [r for r in rows if r["bench"] == "freshness-cpu"]
+    if cpu:
+        fr.add_table("publish.cpu", "Where the machine's CPU goes", table(
+            ["target events/s", "lists published/s", "recstream (its model thread)",
+             "Kafka broker", "load generator", "redis-server", "whole machine (busy)"],
+            [[num(r["target_rate"]), num(r["lists_per_second"]),
+              "%.2f (%.2f)" % (r["cores"]["recstream"], r["cores"]["model_thread"]),
+              "%.2f" % r["cores"]["broker"], "%.2f" % r["cores"]["generator"],
+              "%.2f" % r["cores"]["redis"], "%.2f" % r["cores"]["machine"]] for r in cpu]))
+    else:
+        fr.values["publish.cpu"] = ""
     for r in fresh:
         fr.headlines.append(["freshness at %s events/s, p50 / p99" % num(r["target_rate"]),
                              "%.1f / %.1f ms" % (r["p50_ms"], r["p99_ms"]), "", ""])

@@ -25,6 +25,12 @@ BENCH_TMP="$(mkdir -p "$OUT" && mktemp -d "$OUT/tmp.XXXXXX")"
 BENCH_STARTED_REDIS=0 BENCH_STARTED_KAFKA=0
 mkdir -p "$OUT"
 
+# CPU time of a process (or PID/task/TID: one thread) so far, in clock ticks
+# (0 once it is gone).
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# The machine's busy and total CPU time so far, in clock ticks, all cores.
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }
+
 # A progress line on stderr with the time since the script started.
 BENCH_T0=$(date +%s)
 say() { echo "[bench $(( $(date +%s) - BENCH_T0 ))s] $*" >&2; }
