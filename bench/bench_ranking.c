@@ -116,7 +116,7 @@ static int bench_rank(uint32_t items, int k, uint32_t users)
     double t_gemm[REPS], t_gemv[REPS], t_raw[REPS], t_blend[REPS], t_exact[REPS],
         t_bmf[REPS], t_bnb[REPS];
     struct rs_rank_weights w_mf = {1.0f, 0, 0}, w_nb = {0, 1.0f, 0};
-    struct rs_rank_weights w = {0.2f, 1.0f, 0.05f}; /* the defaults */
+    struct rs_rank_weights w = {0.1f, 1.0f, 0.05f}; /* the defaults */
     struct rs_rank_sources src = {m, h, nb, pop};
     const float *Q = rs_model_item_matrix(m);
 

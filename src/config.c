@@ -196,7 +196,7 @@ static const struct opt opts[] = {
             "half-life of popularity (trending) weights, seconds"),
 
     INT("ranking", "top_n", top_n, "20", 1, 1000, "items in each published list"),
-    DBL("ranking", "mf_weight", mf_weight, "0.2", 0, 1000,
+    DBL("ranking", "mf_weight", mf_weight, "0.1", 0, 1000,
         "weight of the matrix-factorisation score"),
     DBL("ranking", "neighbor_weight", neighbor_weight, "1.0", 0, 1000,
         "weight of the item-neighbour score"),

@@ -113,7 +113,7 @@ static void test_defaults_match_documented_values(void **state)
     assert_true(conf->neighbors_shrink == 2.0);
     assert_true(conf->popularity_half_life_s == 604800.0);
     assert_int_equal(conf->top_n, 20);
-    assert_true(conf->mf_weight == 0.2);
+    assert_true(conf->mf_weight == 0.1);
     assert_true(conf->neighbor_weight == 1.0);
     assert_true(conf->popularity_weight == 0.05);
     assert_int_equal(conf->neighbor_list_max_age_ms, 250);
