@@ -19,9 +19,9 @@
 char *openblas_get_corename(void);
 
 /* Families OpenBLAS falls back to or that predate AVX. */
-static const char *const sse_era[] = {"Prescott", "Core2",   "Penryn", "Dunnington",
-                                      "Nehalem",  "Katmai",  "Coppermine", "Northwood",
-                                      "Banias",   "Atom",    "Unknown"};
+static const char *const sse_era[] = {"Prescott", "Core2",  "Penryn",     "Dunnington",
+                                      "Nehalem",  "Katmai", "Coppermine", "Northwood",
+                                      "Banias",   "Atom",   "Unknown"};
 
 const char *rs_blas_better_core(const char *detected, int avx512, int avx2_fma)
 {
@@ -59,8 +59,9 @@ void rs_blas_fix_kernels(char **argv)
     if (setenv("OPENBLAS_CORETYPE", core, 1) != 0) return;
     execv("/proc/self/exe", argv);
     /* Still here: carry on with OpenBLAS's kernels (and say so once). */
-    fprintf(stderr, "recstream: OpenBLAS chose %s kernels for this CPU; restarting with %s "
-                    "kernels failed, so ranking runs slower (set OPENBLAS_CORETYPE=%s)\n",
+    fprintf(stderr,
+            "recstream: OpenBLAS chose %s kernels for this CPU; restarting with %s "
+            "kernels failed, so ranking runs slower (set OPENBLAS_CORETYPE=%s)\n",
             openblas_get_corename(), core, core);
     unsetenv("OPENBLAS_CORETYPE");
 }

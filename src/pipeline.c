@@ -1094,7 +1094,8 @@ static rs_err_t save_sims_in_flight(const struct rs_pipeline *p, struct rs_write
     uint32_t n = 0;
     rs_err_t err;
 
-    for (size_t i = 0; i < batches; i++) n += (uint32_t)rs_publisher_in_flight_at(p->pub, i)->n_items;
+    for (size_t i = 0; i < batches; i++)
+        n += (uint32_t)rs_publisher_in_flight_at(p->pub, i)->n_items;
     if ((err = rs_write_u32(w, n))) return err;
     for (size_t i = 0; i < batches && !err; i++) {
         const struct rs_pub_batch *b = rs_publisher_in_flight_at(p->pub, i);
