@@ -74,6 +74,8 @@ def run_values(root, out):
     run = {}
     if os.path.exists(os.path.join(out, "run.json")):
         run = json.load(open(os.path.join(out, "run.json")))
+    if run.get("commit"):  # the commit measured, when the run recorded it
+        v["run.commit"] = run["commit"]
     v["run.date"] = run.get("date", v["run.date"])
     total = run.get("total_seconds")
     v["run.duration"] = fmt_secs(total) if total is not None else "n/a (not run by scripts/bench/run)"
