@@ -338,15 +338,31 @@ static uint32_t sample_item(uint32_t p, uint32_t ns, uint32_t n)
 /*
  * From a user's model scores t_p = p_u.q_i + b_i on the sample, the affine
  * map a * t + off = w_mf * (t - mean) / (max - mean). Returns 0 (and a = off
- * = 0) when the scores carry no spread.
+ * = 0) when the scores carry no spread. The sum and the maximum run in
+ * SCALE_LANES independent lanes (position p in lane p % SCALE_LANES), added
+ * up in lane order at the end: the same result every time, and no chain of
+ * dependent additions through the sample (one chain cost as much as the
+ * sample's sgemm).
  */
+#define SCALE_LANES 8
 static int mf_scale(const float *t, uint32_t ns, float w_mf, float *a, float *off)
 {
-    double sum = 0;
-    float mx = -INFINITY;
-    for (uint32_t p = 0; p < ns; p++) {
-        sum += t[p];
-        if (t[p] > mx) mx = t[p];
+    double lane_sum[SCALE_LANES] = {0}, sum = 0;
+    float lane_max[SCALE_LANES], mx = -INFINITY;
+    uint32_t p = 0;
+    for (int l = 0; l < SCALE_LANES; l++) lane_max[l] = -INFINITY;
+    for (; p + SCALE_LANES <= ns; p += SCALE_LANES)
+        for (int l = 0; l < SCALE_LANES; l++) {
+            lane_sum[l] += t[p + l];
+            lane_max[l] = t[p + l] > lane_max[l] ? t[p + l] : lane_max[l];
+        }
+    for (; p < ns; p++) {
+        lane_sum[p % SCALE_LANES] += t[p];
+        if (t[p] > lane_max[p % SCALE_LANES]) lane_max[p % SCALE_LANES] = t[p];
+    }
+    for (int l = 0; l < SCALE_LANES; l++) {
+        sum += lane_sum[l];
+        if (lane_max[l] > mx) mx = lane_max[l];
     }
     float mean = (float)(sum / ns);
     float d = mx - mean;
