@@ -577,18 +577,25 @@ struct call {
     const float *popw; /* NULL: no popularity term */
 };
 
+/* The score an item must beat to be kept: the worst kept entry's once cap
+ * entries are kept (the last of a sorted list, the root of a heap). */
+static inline float worst_kept(const struct rs_rec *kept, size_t len, size_t cap)
+{
+    if (len < cap) return -INFINITY;
+    return cap <= SORTED_MAX ? kept[cap - 1].score : kept[0].score;
+}
+
 /* Offers the item at column c with the score v; returns the new threshold. */
 static inline __attribute__((always_inline)) float
 offer_one(struct rs_rec *heap, size_t *len, size_t cap, uint32_t i0, uint32_t c, float v,
           const float *extra, const uint32_t *extra_why)
 {
     uint32_t why = extra[c] > 0 ? extra_why[c] : RS_NONE;
-    if (cap <= SORTED_MAX) {
+    if (cap <= SORTED_MAX)
         sorted_offer(heap, len, cap, i0 + c, v, why);
-        return *len == cap ? heap[cap - 1].score : -INFINITY;
-    }
-    heap_offer(heap, len, cap, i0 + c, v, why);
-    return *len == cap ? heap[0].score : -INFINITY;
+    else
+        heap_offer(heap, len, cap, i0 + c, v, why);
+    return worst_kept(heap, *len, cap);
 }
 
 /*
@@ -644,8 +651,7 @@ static inline __attribute__((always_inline)) void scan_tail(const struct scan_ar
 
 static inline float scan_threshold(const struct scan_args *x)
 {
-    if (*x->len < x->cap) return -INFINITY;
-    return x->cap <= SORTED_MAX ? x->heap[x->cap - 1].score : x->heap[0].score;
+    return worst_kept(x->heap, *x->len, x->cap);
 }
 
 static inline __attribute__((always_inline)) void
