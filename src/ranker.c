@@ -13,9 +13,13 @@
  * keeps the N best without sorting the catalogue. The pass is vectorised
  * (AVX-512, AVX2 or SSE2, picked for the CPU at run time; see scan_args):
  * a block's scores are compared with the heap's worst a vector at a time and
- * only the survivors are offered.
+ * only the survivors are offered (with AVX-512, lists of up to 32 are kept
+ * in registers meanwhile: reg_top).
  * The model's scale for a user (mean and max of its scores) comes from one
- * extra small sgemm over a fixed sample of item rows.
+ * extra small sgemm over a fixed sample of item rows, or, when the catalogue
+ * is one block, from the same items in the user's row of the block's sgemm.
+ * In that one-block case the neighbour sums are gathered per user just before
+ * its pass and read where they lie (score_direct).
  * Neighbour candidates are gathered per user from the top-k lists of the
  * user's recent items into dense accumulators over the items, touched-list
  * cleared, so gathering costs O(window * k) whatever the catalogue size. The
@@ -118,6 +122,7 @@ struct rs_ranker {
     float *Ss; /* batch x MF_SAMPLE */
     size_t Ss_cap;
     float Bs[MF_SAMPLE];  /* the sampled items' biases */
+    uint32_t sample_at[MF_SAMPLE]; /* the sampled items */
     struct rs_rec *heaps; /* batch heaps of top_n entries */
     size_t *heap_len;     /* batch */
     struct slot *slots;   /* batch */
@@ -471,47 +476,64 @@ static const struct rs_rec *top_of(struct rs_ranker *rk, const struct rs_neighbo
 /* Histories up to this long are marked in the accumulators; longer ones are searched. */
 #define MARK_HISTORY_MAX 1024u
 
+/* Sets acc at the recent items and the first nh history items to v. */
+static void mark_seen(float *acc, const uint32_t *ring, size_t rn, const uint32_t *hist,
+                      size_t nh, uint32_t n_items, float v)
+{
+    for (size_t r = 0; r < rn; r++)
+        if (ring[r] < n_items) acc[ring[r]] = v;
+    for (size_t h = 0; h < nh && hist[h] < n_items; h++)
+        acc[hist[h]] = v;
+}
+
 /*
  * Sums sim(h, j) over the user's recent items h (newest first) into the
  * dense accumulators; returns the number of distinct unseen items touched,
  * listed in rk->touched. acc_why[j] is the h with the largest sim (newest on
- * ties). Recent items, and history items (hist[0..nh), ascending), are
- * marked -inf first so they are skipped, and unmarked at the end.
+ * ties). The recent items, and with mark the history items (hist[0..nh),
+ * ascending), must be marked -inf in acc (mark_seen) so they are skipped;
+ * without mark, history items are searched in hist.
  */
+static size_t gather_sums(struct rs_ranker *rk, const struct rs_neighbors *nb,
+                          const uint32_t *ring, size_t rn, const uint32_t *hist,
+                          size_t nh, uint32_t n_items, int mark)
+{
+    size_t t = 0, k = (size_t)rs_neighbors_k(nb);
+    float *acc = rk->acc, *best = rk->best;
+    uint32_t *why = rk->acc_why, *touched = rk->touched;
+    for (size_t r = rn; r-- > 0;) {
+        size_t m;
+        const struct rs_rec *top = top_of(rk, nb, ring[r], k, &m);
+        uint32_t h = ring[r];
+        for (size_t x = 0; x < m; x++) {
+            uint32_t j = top[x].item;
+            float v = top[x].score;
+            if (j >= n_items || acc[j] < 0.0f) continue; /* not in the model yet, seen */
+            if (acc[j] == 0.0f) {
+                if (!mark && in_sorted(hist, nh, j)) continue;
+                touched[t++] = j;
+                best[j] = v;
+                why[j] = h;
+            } else if (v > best[j]) {
+                best[j] = v;
+                why[j] = h;
+            }
+            acc[j] += v;
+        }
+    }
+    return t;
+}
+
+/* gather_sums with the marking done and undone around it. */
 static size_t gather(struct rs_ranker *rk, const struct rs_neighbors *nb,
                      const uint32_t *ring, size_t rn, const uint32_t *hist, size_t nh,
                      uint32_t n_items)
 {
-    size_t t = 0, k = (size_t)rs_neighbors_k(nb);
     int mark = nh <= MARK_HISTORY_MAX;
-    for (size_t r = 0; r < rn; r++)
-        if (ring[r] < n_items) rk->acc[ring[r]] = -INFINITY;
-    for (size_t h = 0; mark && h < nh && hist[h] < n_items; h++)
-        rk->acc[hist[h]] = -INFINITY;
-    for (size_t r = rn; r-- > 0;) {
-        size_t m;
-        const struct rs_rec *top = top_of(rk, nb, ring[r], k, &m);
-        for (size_t x = 0; x < m; x++) {
-            uint32_t j = top[x].item;
-            float v = top[x].score;
-            if (j >= n_items || rk->acc[j] < 0.0f)
-                continue; /* not in the model yet, recent, seen */
-            if (rk->acc[j] == 0.0f) {
-                if (!mark && in_sorted(hist, nh, j)) continue;
-                rk->touched[t++] = j;
-                rk->best[j] = v;
-                rk->acc_why[j] = ring[r];
-            } else if (v > rk->best[j]) {
-                rk->best[j] = v;
-                rk->acc_why[j] = ring[r];
-            }
-            rk->acc[j] += v;
-        }
-    }
-    for (size_t r = 0; r < rn; r++)
-        if (ring[r] < n_items) rk->acc[ring[r]] = 0.0f;
-    for (size_t h = 0; mark && h < nh && hist[h] < n_items; h++)
-        rk->acc[hist[h]] = 0.0f;
+    size_t t;
+    mark_seen(rk->acc, ring, rn, hist, mark ? nh : 0, n_items, -INFINITY);
+    t = gather_sums(rk, nb, ring, rn, hist, nh, n_items, mark);
+    mark_seen(rk->acc, ring, rn, hist, mark ? nh : 0, n_items, 0.0f);
     return t;
 }
 
@@ -575,6 +597,11 @@ struct call {
     int use_mf;        /* the sgemm runs */
     int use_nb;        /* neighbour candidates are gathered */
     const float *popw; /* NULL: no popularity term */
+    /* A blend over a catalogue of one item block: each user's model scale is
+     * read from its row of the block's sgemm (no sample sgemm), and with
+     * direct its neighbour sums are gathered just before its pass and scored
+     * where they lie, in the dense accumulators (see score_direct). */
+    int one_block, direct;
 };
 
 /* The score an item must beat to be kept: the worst kept entry's once cap
@@ -748,8 +775,135 @@ scan_avx512_body(const struct scan_args *x, int with_pop)
     }
 }
 
+/*
+ * Lists of up to REG_TOP_MAX entries are kept in vector registers during the
+ * AVX-512 pass: scores, items and reasons in two 16-lane registers each,
+ * best first, lanes from len on at -inf. An offer counts the kept scores at
+ * or above it (they form a prefix, so that count is the new entry's place),
+ * shifts the lanes after that place by one and writes the entry in: a few
+ * permutes and no data-dependent branch, where shifting a list in memory took
+ * a mispredicted branch per offer and most of the pass's time. The list goes
+ * back to memory at the end of the block.
+ */
+#define REG_TOP_MAX 32u
+
+struct reg_top {
+    __m512 s0, s1;  /* scores, lanes 0-15 and 16-31 */
+    __m512i i0, i1; /* items */
+    __m512i w0, w1; /* reasons */
+};
+
+__attribute__((target("avx512f"))) static inline __attribute__((always_inline)) void
+reg_top_insert(struct reg_top *t, uint32_t valid, float score, uint32_t item, uint32_t why)
+{
+    /* Lane l of the shifted list takes lane l - 1: from within the low register,
+     * or across from the low one into the high one. */
+    const __m512i lo = _mm512_set_epi32(14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 0);
+    const __m512i hi =
+        _mm512_set_epi32(30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15);
+    __m512 v = _mm512_set1_ps(score);
+    uint32_t ge = ((uint32_t)_mm512_cmp_ps_mask(t->s0, v, _CMP_GE_OQ) |
+                   (uint32_t)_mm512_cmp_ps_mask(t->s1, v, _CMP_GE_OQ) << 16) &
+                  valid;
+    uint32_t pos = (uint32_t)__builtin_popcount(ge);
+    uint32_t after = ~((2u << pos) - 1u), at = 1u << pos;
+    __mmask16 a0 = (__mmask16)after, a1 = (__mmask16)(after >> 16);
+    __mmask16 p0 = (__mmask16)at, p1 = (__mmask16)(at >> 16);
+
+    __m512 s1 = _mm512_mask_blend_ps(a1, t->s1, _mm512_permutex2var_ps(t->s0, hi, t->s1));
+    __m512 s0 = _mm512_mask_permutexvar_ps(t->s0, a0, lo, t->s0);
+    t->s0 = _mm512_mask_mov_ps(s0, p0, v);
+    t->s1 = _mm512_mask_mov_ps(s1, p1, v);
+
+    __m512i vi = _mm512_set1_epi32((int)item);
+    __m512i i1 =
+        _mm512_mask_blend_epi32(a1, t->i1, _mm512_permutex2var_epi32(t->i0, hi, t->i1));
+    __m512i i0 = _mm512_mask_permutexvar_epi32(t->i0, a0, lo, t->i0);
+    t->i0 = _mm512_mask_mov_epi32(i0, p0, vi);
+    t->i1 = _mm512_mask_mov_epi32(i1, p1, vi);
+
+    __m512i vw = _mm512_set1_epi32((int)why);
+    __m512i w1 =
+        _mm512_mask_blend_epi32(a1, t->w1, _mm512_permutex2var_epi32(t->w0, hi, t->w1));
+    __m512i w0 = _mm512_mask_permutexvar_epi32(t->w0, a0, lo, t->w0);
+    t->w0 = _mm512_mask_mov_epi32(w0, p0, vw);
+    t->w1 = _mm512_mask_mov_epi32(w1, p1, vw);
+}
+
+__attribute__((target("avx512f"))) static inline __attribute__((always_inline)) void
+scan_avx512_reg_body(const struct scan_args *x, int with_pop)
+{
+    float ks[REG_TOP_MAX];
+    uint32_t ki[REG_TOP_MAX], kw[REG_TOP_MAX];
+    size_t len = *x->len, cap = x->cap;
+    uint32_t valid = cap >= REG_TOP_MAX ? ~0u : (1u << cap) - 1u;
+    for (size_t e = 0; e < REG_TOP_MAX; e++) {
+        ks[e] = e < len ? x->heap[e].score : -INFINITY;
+        ki[e] = e < len ? x->heap[e].item : 0;
+        kw[e] = e < len ? x->heap[e].why : 0;
+    }
+    struct reg_top t = {_mm512_loadu_ps(ks),
+                        _mm512_loadu_ps(ks + 16),
+                        _mm512_loadu_si512(ki),
+                        _mm512_loadu_si512(ki + 16),
+                        _mm512_loadu_si512(kw),
+                        _mm512_loadu_si512(kw + 16)};
+    /* The worst kept score in every lane, once the list is full. */
+    const __m512i last = _mm512_set1_epi32((int)cap - 1);
+    __m512 vthr = len < cap ? _mm512_set1_ps(-INFINITY)
+                            : _mm512_permutex2var_ps(t.s0, last, t.s1);
+    float thr = _mm512_cvtss_f32(vthr);
+    const float *row = x->row, *b = x->b, *extra = x->extra, *pw = x->pw;
+    __m512 va = _mm512_set1_ps(x->a), voff = _mm512_set1_ps(x->off);
+    for (uint32_t c = 0; c < x->nb; c += 16) {
+        __mmask16 live =
+            x->nb - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (x->nb - c)) - 1);
+        __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(live, row + c),
+                                 _mm512_maskz_loadu_ps(live, b + c));
+        v = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(va, v), voff),
+                          _mm512_maskz_loadu_ps(live, extra + c));
+        if (with_pop) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(live, pw + c));
+        uint32_t mask = _mm512_mask_cmp_ps_mask(live, v, vthr, _CMP_GT_OQ);
+        if (mask) {
+            float vs[16];
+            _mm512_storeu_ps(vs, v);
+            while (mask) {
+                uint32_t q = (uint32_t)__builtin_ctz(mask), col = c + q;
+                mask &= mask - 1;
+                if (!(vs[q] > thr)) continue; /* the threshold rose within the vector */
+                reg_top_insert(&t, valid, vs[q], x->i0 + col,
+                               extra[col] > 0 ? x->extra_why[col] : RS_NONE);
+                if (len < cap) len++;
+                if (len == cap) {
+                    vthr = _mm512_permutex2var_ps(t.s0, last, t.s1);
+                    thr = _mm512_cvtss_f32(vthr);
+                }
+            }
+        }
+    }
+    _mm512_storeu_ps(ks, t.s0);
+    _mm512_storeu_ps(ks + 16, t.s1);
+    _mm512_storeu_si512(ki, t.i0);
+    _mm512_storeu_si512(ki + 16, t.i1);
+    _mm512_storeu_si512(kw, t.w0);
+    _mm512_storeu_si512(kw + 16, t.w1);
+    for (size_t e = 0; e < len; e++) {
+        x->heap[e].item = ki[e];
+        x->heap[e].score = ks[e];
+        x->heap[e].why = kw[e];
+    }
+    *x->len = len;
+}
+
 __attribute__((target("avx512f"))) static void scan_avx512(const struct scan_args *x)
 {
+    if (x->cap <= REG_TOP_MAX) {
+        if (x->pw)
+            scan_avx512_reg_body(x, 1);
+        else
+            scan_avx512_reg_body(x, 0);
+        return;
+    }
     if (x->pw)
         scan_avx512_body(x, 1);
     else
@@ -769,6 +923,63 @@ static scan_fn *scan_pick(const char *isa)
 #endif
     if (isa == NULL || strcmp(isa, "base") == 0) return scan_base;
     return NULL;
+}
+
+/* blend_scales for one user of a one-block blend, from its row of the block's
+ * sgemm, where the sampled items' scores already are. */
+static void row_scale(struct rs_ranker *rk, const struct call *cl, struct slot *sl,
+                      const float *row)
+{
+    uint32_t ns = rs_model_items(cl->m) < MF_SAMPLE ? rs_model_items(cl->m) : MF_SAMPLE;
+    float *t = rk->Ss;
+    sl->a = sl->off = 0.0f;
+    if (sl->user >= rs_model_users(cl->m)) return;
+    for (uint32_t p = 0; p < ns; p++)
+        t[p] = row[rk->sample_at[p]] + rk->Bs[p];
+    mf_scale(t, ns, cl->w->mf, &sl->a, &sl->off);
+}
+
+/*
+ * The pass for user s of a one-block blend with neighbours: its neighbour
+ * sums are gathered into the dense accumulators, which then serve as the
+ * pass's extra row as they lie (seen items marked -inf, candidates at
+ * w_nb * sum, their reasons in acc_why) and are cleared after it. No
+ * candidate list is built, scattered and cleared again: that cost as much as
+ * the pass itself at a few thousand items.
+ */
+static void score_direct(struct rs_ranker *rk, const struct call *cl, struct slot *sl,
+                         const float *row, size_t s)
+{
+    const struct rs_rank_sources *src = cl->src;
+    uint32_t n_items = rs_model_items(cl->m);
+    size_t rn = 0, nh = 0, t, cap = (size_t)rk->top_n;
+    const uint32_t *ring = rs_neighbors_recent(src->neighbors, sl->user, &rn);
+    const uint32_t *hist = rs_history_items(src->history, sl->user, &nh);
+
+    mark_seen(rk->acc, ring, rn, hist, nh, n_items, -INFINITY);
+    t = gather_sums(rk, src->neighbors, ring, rn, hist, nh, n_items, 1);
+    for (size_t x = 0; x < t; x++)
+        rk->acc[rk->touched[x]] *= cl->w->neighbor;
+    if (sl->a != 0.0f || t > 0 || cl->popw != NULL) {
+        struct scan_args x = {rk->heaps + s * cap,
+                              &rk->heap_len[s],
+                              cap,
+                              row,
+                              rs_model_item_biases(cl->m),
+                              rk->acc,
+                              cl->popw,
+                              rk->acc_why,
+                              sl->a,
+                              sl->off,
+                              0,
+                              n_items};
+        rk->scan(&x);
+    }
+    for (size_t x = 0; x < t; x++) {
+        rk->acc[rk->touched[x]] = 0.0f;
+        rk->best[rk->touched[x]] = 0.0f;
+    }
+    mark_seen(rk->acc, ring, rn, hist, nh, n_items, 0.0f);
 }
 
 /* Scores one block of columns [i0, i0+nb) for the b users of the batch. */
@@ -792,6 +1003,14 @@ static void score_block(struct rs_ranker *rk, const struct call *cl, size_t b,
         size_t nh = 0, rn = 0, hp0 = sl->hist_pos, hp, cp0 = sl->cand_pos, cp;
         const uint32_t *hist, *ring = NULL;
 
+        if (cl->one_block) {
+            if (cl->use_mf) row_scale(rk, cl, sl, row);
+            if (cl->direct) {
+                score_direct(rk, cl, sl, row, s);
+                continue;
+            }
+            sl->active = sl->a != 0.0f || sl->cand_n > 0 || cl->popw != NULL;
+        }
         if (!sl->active) continue;
         hist = rs_history_items(cl->src->history, sl->user, &nh);
         if (cl->use_nb) ring = rs_neighbors_recent(cl->src->neighbors, sl->user, &rn);
@@ -876,15 +1095,18 @@ static rs_err_t run(struct rs_ranker *rk, struct call *cl, const uint32_t *users
     if (cl->use_mf && ((err = reserve(&rk->U, &rk->U_cap, batch * (size_t)k)) ||
                        (err = reserve(&rk->S, &rk->S_cap, batch * block))))
         goto out;
+    cl->one_block = cl->mode == MODE_BLEND && n_items <= ITEM_BLOCK;
     if (cl->mode == MODE_BLEND && cl->use_mf) {
         const float *Q = rs_model_item_matrix(m);
-        if ((err = reserve(&rk->Qs, &rk->Qs_cap, (size_t)ns * (size_t)k)) ||
+        if ((!cl->one_block && (err = reserve(&rk->Qs, &rk->Qs_cap, (size_t)ns * (size_t)k))) ||
             (err = reserve(&rk->Ss, &rk->Ss_cap, batch * ns)))
             goto out;
         for (uint32_t p = 0; p < ns; p++) {
             uint32_t i = sample_item(p, ns, n_items);
-            memcpy(rk->Qs + (size_t)p * (size_t)k, Q + (size_t)i * (size_t)k,
-                   (size_t)k * sizeof(float));
+            if (!cl->one_block)
+                memcpy(rk->Qs + (size_t)p * (size_t)k, Q + (size_t)i * (size_t)k,
+                       (size_t)k * sizeof(float));
+            rk->sample_at[p] = i;
             rk->Bs[p] = rs_model_item_biases(m)[i];
         }
     }
@@ -921,6 +1143,8 @@ static rs_err_t run(struct rs_ranker *rk, struct call *cl, const uint32_t *users
             goto out;
         rk->acc_cap = acc_cap;
         cache_prepare(&rk->nbc, cl->src->neighbors, kk, n_items);
+        /* Direct only where no candidate can be cut (RS_RANKER_MAX_CANDIDATES). */
+        cl->direct = cl->one_block && kk * win <= RS_RANKER_MAX_CANDIDATES;
     }
 
     size_t j = 0;
@@ -951,10 +1175,10 @@ static rs_err_t run(struct rs_ranker *rk, struct call *cl, const uint32_t *users
         }
         if (b == 0) break;
         if (cl->mode == MODE_BLEND) {
-            if (cl->use_mf) blend_scales(rk, cl, b, ns);
+            if (cl->use_mf && !cl->one_block) blend_scales(rk, cl, b, ns);
             for (size_t s = 0; s < b; s++) {
                 struct slot *sl = &rk->slots[s];
-                if (cl->use_nb)
+                if (cl->use_nb && !cl->direct)
                     build_candidates(rk, cl->src, cl->w->neighbor, sl,
                                      rk->cand + s * RS_RANKER_MAX_CANDIDATES,
                                      (uint32_t)((n_items + block - 1) / block));
@@ -985,7 +1209,7 @@ rs_err_t rs_ranker_rank(struct rs_ranker *rk, const struct rs_model *m,
                         struct rs_rec *out, size_t *counts)
 {
     struct rs_rank_sources src = {m, h, NULL, NULL};
-    struct call cl = {MODE_RAW, &src, NULL, m, 1, 0, NULL};
+    struct call cl = {MODE_RAW, &src, NULL, m, 1, 0, NULL, 0, 0};
 
     if (rk == NULL || m == NULL ||
         (n > 0 && (users == NULL || out == NULL || counts == NULL)))
@@ -1019,6 +1243,7 @@ rs_err_t rs_ranker_blend(struct rs_ranker *rk, const struct rs_rank_sources *src
     cl.use_mf = w->mf > 0 && rs_model_users(src->model) > 0;
     cl.use_nb = w->neighbor > 0 && src->neighbors != NULL;
     cl.popw = w->popularity > 0 && src->popularity != NULL ? (const float *)1 : NULL;
+    cl.one_block = cl.direct = 0;
     return run(rk, &cl, users, n, out, counts);
 }
 

@@ -470,8 +470,12 @@ static void test_blend_matches_naive_full_sort_on_random_inputs(void **unused)
         uint32_t nu = 2 + tbelow(&s, 50);
         /* trial 0: a few item blocks; trial 1: enough blocks to sort the candidates */
         uint32_t ni = trial == 0 ? 9000 : trial == 1 ? 40000 : 2 + tbelow(&s, 900);
-        world_init(&w, &s, nu, ni, 1 + (int)tbelow(&s, 32), 1 + (int)tbelow(&s, 20),
-                   1 + (int)tbelow(&s, 20), 20 * nu);
+        int k = 1 + (int)tbelow(&s, 32), nk = 1 + (int)tbelow(&s, 20),
+            window = 1 + (int)tbelow(&s, 20);
+        /* trial 4: window * k above RS_RANKER_MAX_CANDIDATES in a catalogue of one
+         * block, where candidate lists are built (and no user can have more) */
+        if (trial == 4) nk = 60, window = 40;
+        world_init(&w, &s, nu, ni, k, nk, window, 20 * nu);
         /* Every weight combination shows up, zeros included. */
         struct rs_rank_weights wt = {
             .mf = (trial & 1) ? 0.0f : (float)tbelow(&s, 100) / 50.0f,
