@@ -104,6 +104,10 @@ struct slot {
     int active;   /* some signal has something for this user */
     float a, off; /* model term: a * (s + b_i) + off */
     size_t hist_pos;
+    /* the user's history (ascending) and recent items, looked up (and their
+     * first lines prefetched) when the batch is assembled */
+    const uint32_t *hist, *ring;
+    size_t nh, rn;
     struct rs_rec *cand; /* neighbour candidates: item, weighted nb score, why */
     size_t cand_n;
     int cand_sorted; /* in item order (then cand_pos is a cursor) */
@@ -544,9 +548,8 @@ static void build_candidates(struct rs_ranker *rk, const struct rs_rank_sources 
                              float w_nb, struct slot *sl, struct rs_rec *cand,
                              uint32_t blocks)
 {
-    size_t rn = 0, t, n = 0, nh = 0;
-    const uint32_t *ring = rs_neighbors_recent(src->neighbors, sl->user, &rn);
-    const uint32_t *hist = rs_history_items(src->history, sl->user, &nh);
+    size_t rn = sl->rn, t, n = 0, nh = sl->nh;
+    const uint32_t *ring = sl->ring, *hist = sl->hist;
 
     struct rs_rec *all = rk->cand_all; /* window * k: every gathered item */
 
@@ -557,8 +560,7 @@ static void build_candidates(struct rs_ranker *rk, const struct rs_rank_sources 
         all[n].score = w_nb * rk->acc[j];
         all[n].why = rk->acc_why[j];
         n++;
-        rk->acc[j] = 0.0f;
-        rk->best[j] = 0.0f;
+        rk->acc[j] = 0.0f; /* best[j] is set again at its next first touch */
     }
     if (n > RS_RANKER_MAX_CANDIDATES) {
         qsort(all, n, sizeof(*all), cmp_rec_desc);
@@ -952,9 +954,8 @@ static void score_direct(struct rs_ranker *rk, const struct call *cl, struct slo
 {
     const struct rs_rank_sources *src = cl->src;
     uint32_t n_items = rs_model_items(cl->m);
-    size_t rn = 0, nh = 0, t, cap = (size_t)rk->top_n;
-    const uint32_t *ring = rs_neighbors_recent(src->neighbors, sl->user, &rn);
-    const uint32_t *hist = rs_history_items(src->history, sl->user, &nh);
+    size_t rn = sl->rn, nh = sl->nh, t, cap = (size_t)rk->top_n;
+    const uint32_t *ring = sl->ring, *hist = sl->hist;
 
     mark_seen(rk->acc, ring, rn, hist, nh, n_items, -INFINITY);
     t = gather_sums(rk, src->neighbors, ring, rn, hist, nh, n_items, 1);
@@ -975,10 +976,8 @@ static void score_direct(struct rs_ranker *rk, const struct call *cl, struct slo
                               n_items};
         rk->scan(&x);
     }
-    for (size_t x = 0; x < t; x++) {
-        rk->acc[rk->touched[x]] = 0.0f;
-        rk->best[rk->touched[x]] = 0.0f;
-    }
+    for (size_t x = 0; x < t; x++)
+        rk->acc[rk->touched[x]] = 0.0f; /* best is set again at a first touch */
     mark_seen(rk->acc, ring, rn, hist, nh, n_items, 0.0f);
 }
 
@@ -1000,8 +999,8 @@ static void score_block(struct rs_ranker *rk, const struct call *cl, size_t b,
     for (size_t s = 0; s < b; s++) {
         struct slot *sl = &rk->slots[s];
         const float *row = cl->use_mf ? rk->S + s * nb : rk->zeros;
-        size_t nh = 0, rn = 0, hp0 = sl->hist_pos, hp, cp0 = sl->cand_pos, cp;
-        const uint32_t *hist, *ring = NULL;
+        size_t nh = sl->nh, rn = sl->rn, hp0 = sl->hist_pos, hp, cp0 = sl->cand_pos, cp;
+        const uint32_t *hist = sl->hist, *ring = sl->ring;
 
         if (cl->one_block) {
             if (cl->use_mf) row_scale(rk, cl, sl, row);
@@ -1012,8 +1011,6 @@ static void score_block(struct rs_ranker *rk, const struct call *cl, size_t b,
             sl->active = sl->a != 0.0f || sl->cand_n > 0 || cl->popw != NULL;
         }
         if (!sl->active) continue;
-        hist = rs_history_items(cl->src->history, sl->user, &nh);
-        if (cl->use_nb) ring = rs_neighbors_recent(cl->src->neighbors, sl->user, &rn);
 
         /* Scatter: candidates, then the exclusions over them. */
         for (cp = cp0; cp < sl->cand_n && (!sl->cand_sorted || sl->cand[cp].item < iend);
@@ -1158,6 +1155,18 @@ static rs_err_t run(struct rs_ranker *rk, struct call *cl, const uint32_t *users
             memset(sl, 0, sizeof(*sl));
             sl->j = j;
             sl->user = u;
+            /* Users come in any order: each one's rows are elsewhere in memory.
+             * Their lookups here overlap, and their first lines are fetched
+             * while the sgemm runs. */
+            sl->hist = rs_history_items(cl->src->history, u, &sl->nh);
+            if (sl->nh > 0) __builtin_prefetch(sl->hist);
+            if (cl->use_nb) {
+                sl->ring = rs_neighbors_recent(cl->src->neighbors, u, &sl->rn);
+                if (sl->rn > 0) __builtin_prefetch(sl->ring);
+            }
+            if (cl->use_mf && j + 4 < n && users[j + 4] < n_users)
+                for (int f = 0; f < k; f += 16)
+                    __builtin_prefetch(rs_model_user_factors(m, users[j + 4]) + f);
             if (cl->use_mf) {
                 if (u < n_users)
                     memcpy(rk->U + b * (size_t)k, rs_model_user_factors(m, u),
