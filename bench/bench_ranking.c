@@ -16,8 +16,11 @@
  *       [ranking] neighbor_list_max_age_ms of the last computation; bounded
  *       by events here so that the run does not depend on its own speed).
  *       BENCH_RANKER_ISA=avx512,
- *       avx2 or base makes the ranker use that variant of its scoring pass
- *       instead of the widest the CPU runs.
+ *       avx512-floor, avx2 or base makes the ranker use that variant of its
+ *       scoring pass instead of the widest the CPU runs. Items are drawn
+ *       skewed (a few popular ones, with low indices, as ids interned in
+ *       order of first appearance tend to be); BENCH_UNIFORM=1 draws them
+ *       uniformly, as the freshness bench does.
  *   bench_ranking neighbors EVENTS [WINDOW] [ITEMS] [USERS]
  *       play events per second through the neighbour update alone.
  *   bench_ranking model EVENTS [WINDOW] [ITEMS] [USERS]
@@ -61,10 +64,14 @@ static uint64_t rnd(void)
     return z ^ (z >> 31);
 }
 
-/* A Zipf-like draw in [0, n): skewed like real catalogues. */
+/* A Zipf-like draw in [0, n), skewed like real catalogues (BENCH_UNIFORM=1: uniform). */
 static uint32_t skewed(uint32_t n)
 {
+    static int uniform = -1;
     double u = (double)(rnd() >> 11) * 0x1p-53;
+    if (uniform < 0)
+        uniform = getenv("BENCH_UNIFORM") && atoi(getenv("BENCH_UNIFORM")) == 1;
+    if (uniform) return (uint32_t)((double)n * u);
     return (uint32_t)((double)n * u * u * u);
 }
 

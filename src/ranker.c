@@ -150,6 +150,13 @@ struct rs_ranker {
     size_t sim_cap;
     struct nb_cache nbc;
     scan_fn *scan; /* the scoring pass (scan_pick) */
+    /* Offers per pass of the AVX-512 short-list pass without a floor, a running
+     * average; above FLOOR_OFFERS(top_n) the floor pays and is taken, except in
+     * one pass of every FLOOR_SAMPLE, which keeps measuring. floor_always: the
+     * floor in every pass (rs_ranker_set_isa "avx512-floor"). */
+    float offers_avg;
+    uint32_t passes;
+    int floor_always;
 };
 
 /* a ranks before b. */
@@ -284,9 +291,11 @@ void rs_ranker_set_list_staleness(struct rs_ranker *rk, uint64_t max_age_ms,
 
 int rs_ranker_set_isa(struct rs_ranker *rk, const char *isa)
 {
-    scan_fn *f = rk != NULL ? scan_pick(isa) : NULL;
+    int floor = isa != NULL && strcmp(isa, "avx512-floor") == 0;
+    scan_fn *f = rk != NULL ? scan_pick(floor ? "avx512" : isa) : NULL;
     if (f == NULL) return -1;
     rk->scan = f;
+    rk->floor_always = floor;
     return 0;
 }
 
@@ -648,6 +657,8 @@ struct scan_args {
     const uint32_t *extra_why;
     float a, off;
     uint32_t i0, nb;
+    int floor;        /* the AVX-512 short-list pass: take the floor first (scan_floor) */
+    uint32_t *offers; /* the AVX-512 short-list pass counts its offers here */
 };
 
 /* Offers the candidates of one vector (bits of mask, lowest first); returns the
@@ -832,9 +843,61 @@ reg_top_insert(struct reg_top *t, uint32_t valid, float score, uint32_t item, ui
     t->w1 = _mm512_mask_mov_epi32(w1, p1, vw);
 }
 
-__attribute__((target("avx512f"))) static inline __attribute__((always_inline)) void
-scan_avx512_reg_body(const struct scan_args *x, int with_pop)
+/* The block's scores at columns c..c+15 (lanes past nb masked out in *live). */
+__attribute__((target("avx512f"))) static inline __attribute__((always_inline)) __m512
+score_vec512(const struct scan_args *x, int with_pop, uint32_t c, __m512 va, __m512 voff,
+             __mmask16 *live)
 {
+    __mmask16 l =
+        x->nb - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (x->nb - c)) - 1);
+    __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(l, x->row + c),
+                             _mm512_maskz_loadu_ps(l, x->b + c));
+    v = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(va, v), voff),
+                      _mm512_maskz_loadu_ps(l, x->extra + c));
+    if (with_pop) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(l, x->pw + c));
+    *live = l;
+    return v;
+}
+
+/*
+ * A floor for the block's cap-th best score, from a first pass: the maxima of
+ * two running vectors of scores, 32 lanes over disjoint sets of items, are
+ * scores of 32 distinct items (or -inf; a NaN is never a maximum), so at
+ * least cap items reach the cap-th largest of them and no item below it can
+ * be among the cap best. Offering only the items at or above it spares most
+ * offers when the best items lie all over the block, at the price of the
+ * extra pass (see rk->offers_avg for when that pays).
+ */
+__attribute__((target("avx512f"))) static inline __attribute__((always_inline)) float
+scan_floor(const struct scan_args *x, int with_pop, __m512 va, __m512 voff, size_t cap)
+{
+    float ms[32], t0 = -INFINITY;
+    __m512 m0 = _mm512_set1_ps(-INFINITY), m1 = m0;
+    for (uint32_t c = 0; c < x->nb; c += 32) {
+        __mmask16 live;
+        __m512 v = score_vec512(x, with_pop, c, va, voff, &live);
+        m0 = _mm512_mask_max_ps(m0, live, v, m0);
+        if (c + 16 < x->nb) {
+            v = score_vec512(x, with_pop, c + 16, va, voff, &live);
+            m1 = _mm512_mask_max_ps(m1, live, v, m1);
+        }
+    }
+    _mm512_storeu_ps(ms, m0);
+    _mm512_storeu_ps(ms + 16, m1);
+    for (int i = 0; i < 32; i++) { /* the largest maximum that at least cap reach */
+        __m512 vi = _mm512_set1_ps(ms[i]);
+        uint32_t n =
+            (uint32_t)__builtin_popcount(_mm512_cmp_ps_mask(m0, vi, _CMP_GE_OQ)) +
+            (uint32_t)__builtin_popcount(_mm512_cmp_ps_mask(m1, vi, _CMP_GE_OQ));
+        t0 = n >= cap && ms[i] > t0 ? ms[i] : t0;
+    }
+    return t0;
+}
+
+__attribute__((target("avx512f"))) static inline __attribute__((always_inline)) void
+scan_avx512_reg_body(const struct scan_args *x, int with_pop, int floor)
+{
+    uint32_t offers = 0;
     float ks[REG_TOP_MAX];
     uint32_t ki[REG_TOP_MAX], kw[REG_TOP_MAX];
     size_t len = *x->len, cap = x->cap;
@@ -855,16 +918,13 @@ scan_avx512_reg_body(const struct scan_args *x, int with_pop)
     __m512 vthr = len < cap ? _mm512_set1_ps(-INFINITY)
                             : _mm512_permutex2var_ps(t.s0, last, t.s1);
     float thr = _mm512_cvtss_f32(vthr);
-    const float *row = x->row, *b = x->b, *extra = x->extra, *pw = x->pw;
     __m512 va = _mm512_set1_ps(x->a), voff = _mm512_set1_ps(x->off);
+    __m512 vt0 =
+        _mm512_set1_ps(floor ? scan_floor(x, with_pop, va, voff, cap) : -INFINITY);
     for (uint32_t c = 0; c < x->nb; c += 16) {
-        __mmask16 live =
-            x->nb - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (x->nb - c)) - 1);
-        __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(live, row + c),
-                                 _mm512_maskz_loadu_ps(live, b + c));
-        v = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(va, v), voff),
-                          _mm512_maskz_loadu_ps(live, extra + c));
-        if (with_pop) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(live, pw + c));
+        __mmask16 live;
+        __m512 v = score_vec512(x, with_pop, c, va, voff, &live);
+        if (floor) live = _mm512_mask_cmp_ps_mask(live, v, vt0, _CMP_GE_OQ);
         uint32_t mask = _mm512_mask_cmp_ps_mask(live, v, vthr, _CMP_GT_OQ);
         if (mask) {
             float vs[16];
@@ -873,8 +933,9 @@ scan_avx512_reg_body(const struct scan_args *x, int with_pop)
                 uint32_t q = (uint32_t)__builtin_ctz(mask), col = c + q;
                 mask &= mask - 1;
                 if (!(vs[q] > thr)) continue; /* the threshold rose within the vector */
+                offers++;
                 reg_top_insert(&t, valid, vs[q], x->i0 + col,
-                               extra[col] > 0 ? x->extra_why[col] : RS_NONE);
+                               x->extra[col] > 0 ? x->extra_why[col] : RS_NONE);
                 if (len < cap) len++;
                 if (len == cap) {
                     vthr = _mm512_permutex2var_ps(t.s0, last, t.s1);
@@ -895,15 +956,20 @@ scan_avx512_reg_body(const struct scan_args *x, int with_pop)
         x->heap[e].why = kw[e];
     }
     *x->len = len;
+    if (x->offers) *x->offers = offers;
 }
 
 __attribute__((target("avx512f"))) static void scan_avx512(const struct scan_args *x)
 {
     if (x->cap <= REG_TOP_MAX) {
-        if (x->pw)
-            scan_avx512_reg_body(x, 1);
+        if (x->floor && x->pw)
+            scan_avx512_reg_body(x, 1, 1);
+        else if (x->floor)
+            scan_avx512_reg_body(x, 0, 1);
+        else if (x->pw)
+            scan_avx512_reg_body(x, 1, 0);
         else
-            scan_avx512_reg_body(x, 0);
+            scan_avx512_reg_body(x, 0, 0);
         return;
     }
     if (x->pw)
@@ -925,6 +991,29 @@ static scan_fn *scan_pick(const char *isa)
 #endif
     if (isa == NULL || strcmp(isa, "base") == 0) return scan_base;
     return NULL;
+}
+
+/* Measured (docs/BENCHMARKS.md, "Ranking throughput"): the floor's extra pass costs
+ * about what 45 offers do, and leaves about 1.3 top_n of them. */
+#define FLOOR_OFFERS(n) (48.0f + 1.5f * (float)(n))
+#define FLOOR_SAMPLE 8u
+
+/* Whether the next pass takes the floor (see struct rs_ranker). */
+static int floor_next(struct rs_ranker *rk)
+{
+    if (rk->floor_always) return 1;
+    return (rk->passes++ % FLOOR_SAMPLE) != 0 && rk->offers_avg > FLOOR_OFFERS(rk->top_n);
+}
+
+/* Runs the pass x, taking the floor when that pays, and keeps the average. */
+static void run_scan(struct rs_ranker *rk, struct scan_args *x)
+{
+    uint32_t offers = UINT32_MAX;
+    x->floor = floor_next(rk);
+    x->offers = &offers;
+    rk->scan(x);
+    if (!x->floor && offers != UINT32_MAX)
+        rk->offers_avg += ((float)offers - rk->offers_avg) / 64.0f;
 }
 
 /* blend_scales for one user of a one-block blend, from its row of the block's
@@ -973,8 +1062,10 @@ static void score_direct(struct rs_ranker *rk, const struct call *cl, struct slo
                               sl->a,
                               sl->off,
                               0,
-                              n_items};
-        rk->scan(&x);
+                              n_items,
+                              0,
+                              NULL};
+        run_scan(rk, &x);
     }
     for (size_t x = 0; x < t; x++)
         rk->acc[rk->touched[x]] = 0.0f; /* best is set again at a first touch */
@@ -1036,8 +1127,10 @@ static void score_block(struct rs_ranker *rk, const struct call *cl, size_t b,
                               sl->a,
                               sl->off,
                               i0,
-                              nb};
-        rk->scan(&x);
+                              nb,
+                              0,
+                              NULL};
+        run_scan(rk, &x);
 
         /* Clear what was scattered. */
         for (cp = cp0; cp < sl->cand_n && (!sl->cand_sorted || sl->cand[cp].item < iend);

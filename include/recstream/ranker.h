@@ -118,7 +118,10 @@ void rs_ranker_set_list_staleness(struct rs_ranker *rk, uint64_t max_age_ms,
 /*
  * The scoring pass over the items is compiled for AVX-512, AVX2 and the
  * baseline; a new ranker uses the widest the CPU runs. All give the same
- * lists. For tests: use the one isa names ("avx512", "avx2", "base").
+ * lists. For tests: use the one isa names ("avx512", "avx2", "base"), or
+ * "avx512-floor": the AVX-512 pass that, for lists of up to 32, takes a
+ * floor for the threshold in a first pass every time (by default it does
+ * when the offers it sees make that pay).
  * Returns 0, or -1 (nothing changed) when the name is unknown or the CPU
  * lacks it.
  */
