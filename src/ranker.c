@@ -14,7 +14,8 @@
  * (AVX-512, AVX2 or SSE2, picked for the CPU at run time; see scan_args):
  * a block's scores are compared with the heap's worst a vector at a time and
  * only the survivors are offered (with AVX-512, lists of up to 32 are kept
- * in registers meanwhile: reg_top).
+ * in registers meanwhile, reg_top, and when offers run high a first pass
+ * finds a floor for the threshold, scan_floor).
  * The model's scale for a user (mean and max of its scores) comes from one
  * extra small sgemm over a fixed sample of item rows, or, when the catalogue
  * is one block, from the same items in the user's row of the block's sgemm.
