@@ -183,6 +183,13 @@ static void apply_backpressure(struct rs_kafka *kc, const struct rs_pipeline *p,
     }
 }
 
+/* rs_kafka_prefetch_t: messages are keyed by user. */
+static void prefetch_message(void *opaque, const void *key, size_t key_len, int stage)
+{
+    struct snap_state *ss = opaque;
+    rs_pipeline_prefetch(ss->p, key, key_len, stage);
+}
+
 static int handle_message(void *opaque, const struct rs_kafka_msg *msg)
 {
     struct snap_state *ss = opaque;
@@ -519,6 +526,7 @@ int rs_cmd_run(int argc, char **argv)
         rc = RS_EXIT_USAGE;
         goto out;
     }
+    rs_kafka_set_prefetch(kc, prefetch_message);
     ss.kc = kc;
     rs_kafka_set_offset_fn(kc, snapshot_offset, p);
     rs_kafka_set_revoke_fn(kc, on_revoke, &ss);

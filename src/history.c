@@ -120,6 +120,15 @@ const uint32_t *rs_history_items(const struct rs_history *h, uint32_t user, size
     return h->users[user].items;
 }
 
+void rs_history_prefetch(const struct rs_history *h, uint32_t user, int stage)
+{
+    if (h == NULL || user >= h->nusers) return;
+    if (stage == 1)
+        __builtin_prefetch(&h->users[user]);
+    else if (h->users[user].n > 0)
+        __builtin_prefetch(h->users[user].items);
+}
+
 void rs_history_clear(struct rs_history *h, uint32_t user)
 {
     if (h == NULL || user >= h->nusers)

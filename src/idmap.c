@@ -85,6 +85,30 @@ static uint64_t probe(const struct rs_idmap *map, const char *id, size_t len,
     }
 }
 
+uint32_t rs_idmap_prefetch(const struct rs_idmap *map, const char *id, size_t len,
+                           int stage)
+{
+    const uint32_t *slot;
+    uint32_t idx;
+
+    if (map == NULL || map->nslots == 0) return RS_NONE;
+    slot = &map->slots[hash_id(id, len) & (map->nslots - 1)];
+    if (stage == 0) {
+        __builtin_prefetch(slot);
+        return RS_NONE;
+    }
+    if (*slot == 0) return RS_NONE;
+    idx = *slot - 1;
+    if (stage == 1) {
+        __builtin_prefetch(&map->hashes[idx]);
+        __builtin_prefetch(&map->lens[idx]);
+        __builtin_prefetch(&map->offsets[idx]);
+    } else {
+        __builtin_prefetch(map->arena + map->offsets[idx]);
+    }
+    return idx;
+}
+
 /* Doubles the table and reinserts every index from its cached hash. */
 static rs_err_t grow_table(struct rs_idmap *map)
 {

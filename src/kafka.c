@@ -57,6 +57,7 @@ struct rs_kafka {
     int is_consumer;
     rd_kafka_queue_t *queue;   /* consumer: the consumer queue, for batch reads */
     uint64_t rebalances;       /* rebalance callbacks so far */
+    rs_kafka_prefetch_t prefetch; /* hint for messages ahead, or NULL */
     rs_kafka_offset_fn offset_fn; /* start positions for assigned partitions */
     void *offset_opaque;
     rs_kafka_revoke_fn revoke_fn; /* makes state durable before partitions go */
@@ -904,6 +905,22 @@ static size_t drop_unassigned(struct rs_kafka *kc, rd_kafka_message_t **batch, s
     return kept;
 }
 
+void rs_kafka_set_prefetch(struct rs_kafka *kc, rs_kafka_prefetch_t fn)
+{
+    if (kc) kc->prefetch = fn;
+}
+
+/* Hints the prefetch stages for the messages after batch[j] (see kafka.h). */
+static void prefetch_ahead(const struct rs_kafka *kc, rd_kafka_message_t **batch,
+                           size_t j, size_t n, void *opaque)
+{
+    for (int stage = 0; stage < 3; stage++) {
+        size_t ahead = j + 3 - (size_t)stage;
+        if (ahead < n && !batch[ahead]->err && batch[ahead]->key)
+            kc->prefetch(opaque, batch[ahead]->key, batch[ahead]->key_len, stage);
+    }
+}
+
 int rs_kafka_consume(struct rs_kafka *kc, int timeout_ms, size_t max,
                      rs_kafka_handler_t handler, void *opaque)
 {
@@ -931,8 +948,15 @@ int rs_kafka_consume(struct rs_kafka *kc, int timeout_ms, size_t max,
                 handled += handle(kc, &h, batch[j], handler, opaque);
             break;
         }
-        for (ssize_t j = 0; j < got; j++)
+        if (kc->prefetch) /* the earlier stages of the second and third */
+            for (size_t j = 1; j < 3 && j < (size_t)got; j++)
+                for (int stage = 0; stage < 3 - (int)j; stage++)
+                    if (!batch[j]->err && batch[j]->key)
+                        kc->prefetch(opaque, batch[j]->key, batch[j]->key_len, stage);
+        for (ssize_t j = 0; j < got; j++) {
+            if (kc->prefetch) prefetch_ahead(kc, batch, (size_t)j, (size_t)got, opaque);
             handled += handle(kc, &h, batch[j], handler, opaque);
+        }
         if ((size_t)got < want) break;
     }
     held_flush(kc, &h);

@@ -656,6 +656,23 @@ const float *rs_model_user_factors(const struct rs_model *m, uint32_t u)
     return m->P + (size_t)u * (size_t)m->k;
 }
 
+void rs_model_prefetch_user(const struct rs_model *m, uint32_t u, int stage)
+{
+    if (m == NULL || u >= m->n_users) return;
+    if (stage == 1) {
+        const float *p = m->P + (size_t)u * (size_t)m->k;
+        for (int f = 0; f < m->k; f += 16)
+            __builtin_prefetch(p + f, 1);
+        __builtin_prefetch(&m->bu[u], 1);
+        __builtin_prefetch(&m->us[u], 1);
+        __builtin_prefetch(&m->um[u], 1);
+    } else {
+        const struct user_meta *x = &m->um[u];
+        if (x->prev != RS_NONE) __builtin_prefetch(&m->um[x->prev], 1);
+        if (x->next != RS_NONE) __builtin_prefetch(&m->um[x->next], 1);
+    }
+}
+
 float rs_model_user_bias(const struct rs_model *m, uint32_t u)
 {
     return u < m->n_users ? m->bu[u] : 0.0f;

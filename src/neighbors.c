@@ -397,6 +397,15 @@ void rs_neighbors_forget(struct rs_neighbors *nb, uint32_t user)
     if (nb && user < nb->n_users) nb->ring_n[user] = 0;
 }
 
+void rs_neighbors_prefetch_user(const struct rs_neighbors *nb, uint32_t user)
+{
+    if (!nb || user >= nb->n_users) return;
+    const uint32_t *ring = nb->ring + (size_t)user * (size_t)nb->window;
+    __builtin_prefetch(&nb->ring_n[user], 1);
+    for (int w = 0; w < nb->window; w += 16)
+        __builtin_prefetch(ring + w, 1);
+}
+
 const uint32_t *rs_neighbors_recent(const struct rs_neighbors *nb, uint32_t user,
                                     size_t *n)
 {

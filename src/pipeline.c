@@ -269,6 +269,21 @@ static void note_hit(struct rs_pipeline *p, uint32_t u, uint32_t i)
     p->ops.hits += (uint64_t)on_list;
 }
 
+void rs_pipeline_prefetch(struct rs_pipeline *p, const void *user, size_t len, int stage)
+{
+    uint32_t u = rs_idmap_prefetch(p->users, user, len, stage);
+    if (u == RS_NONE) return;
+    if (stage == 1) {
+        rs_history_prefetch(p->history, u, 1);
+        rs_model_prefetch_user(p->model, u, 1);
+        rs_neighbors_prefetch_user(p->neighbors, u);
+        if (u < p->user_events_cap) __builtin_prefetch(&p->user_events[u], 1);
+    } else if (stage == 2) {
+        rs_history_prefetch(p->history, u, 2);
+        rs_model_prefetch_user(p->model, u, 2);
+    }
+}
+
 rs_err_t rs_pipeline_apply(struct rs_pipeline *p, const struct rs_event *ev)
 {
     uint32_t u, i, v;

@@ -26,6 +26,10 @@ int rs_history_contains(const struct rs_history *h, uint32_t user, uint32_t item
 /* The user's items in ascending order (borrowed, valid until the next add); *n set. */
 const uint32_t *rs_history_items(const struct rs_history *h, uint32_t user, size_t *n);
 
+/* Starts fetching user's entry (stage 1) or its first items (stage 2, the
+ * entry by then at hand). Changes nothing. */
+void rs_history_prefetch(const struct rs_history *h, uint32_t user, int stage);
+
 /* Forgets everything about user. */
 void rs_history_clear(struct rs_history *h, uint32_t user);
 

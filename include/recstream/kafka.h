@@ -32,6 +32,16 @@ struct rs_kafka_msg {
  * or counted as bad), so its offset may be stored. */
 typedef int (*rs_kafka_handler_t)(void *opaque, const struct rs_kafka_msg *msg);
 
+/*
+ * Called, when set, for messages a few places ahead of the one being handled,
+ * with their key only: stage 0 for the third after it, 1 for the second, 2
+ * for the next. A hint to start fetching what handling that message will
+ * touch (its rows are cold when users come in any order); it must change no
+ * state. Same opaque as the handler.
+ */
+typedef void (*rs_kafka_prefetch_t)(void *opaque, const void *key, size_t key_len,
+                                    int stage);
+
 struct rs_kafka;
 
 /*
@@ -52,6 +62,9 @@ struct rs_kafka *rs_kafka_producer_create(const struct rs_config *conf, char *er
 
 /* Closes the consumer (leaving the group) or flushes the producer, and frees. */
 void rs_kafka_destroy(struct rs_kafka *kc);
+
+/* Sets (or, with NULL, clears) the prefetch hint of rs_kafka_consume. */
+void rs_kafka_set_prefetch(struct rs_kafka *kc, rs_kafka_prefetch_t fn);
 
 /*
  * Polls up to max messages, waiting at most timeout_ms for the first, and

@@ -96,6 +96,10 @@ uint32_t rs_model_users(const struct rs_model *m);
 uint32_t rs_model_items(const struct rs_model *m);
 float rs_model_global_mean(const struct rs_model *m);
 const float *rs_model_user_factors(const struct rs_model *m, uint32_t u); /* k floats */
+/* Starts fetching what an event of user u touches: its factor row, bias and
+ * statistics (stage 1), then its neighbours in the recency list (stage 2).
+ * Changes nothing. */
+void rs_model_prefetch_user(const struct rs_model *m, uint32_t u, int stage);
 float rs_model_user_bias(const struct rs_model *m, uint32_t u);
 const float *rs_model_item_matrix(const struct rs_model *m); /* items x k, row-major */
 const float *rs_model_item_biases(const struct rs_model *m); /* items */

@@ -81,6 +81,14 @@ enum rs_event_reason rs_pipeline_handle(struct rs_pipeline *p, const void *buf,
  */
 rs_err_t rs_pipeline_apply(struct rs_pipeline *p, const struct rs_event *ev);
 
+/*
+ * A hint, for an event a few places ahead in the stream, whose user is
+ * probably user[0..len) (producers key messages by user): starts fetching
+ * what applying it will touch, in stages 0, 1, 2 (rs_kafka_prefetch_t; each
+ * reads what the stage before fetched). Changes nothing.
+ */
+void rs_pipeline_prefetch(struct rs_pipeline *p, const void *user, size_t len, int stage);
+
 /* Counts an input refused for reason. */
 void rs_pipeline_reject(struct rs_pipeline *p, enum rs_event_reason reason);
 

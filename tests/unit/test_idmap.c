@@ -407,9 +407,47 @@ static void test_load_rejects_truncated_and_corrupt_input(void **state)
     rs_idmap_destroy(map);
 }
 
+/* Prefetch hints change nothing; their guess is the index in the id's home
+ * slot: right for nearly every id of a table at most half full, RS_NONE for an
+ * id whose home slot is empty. */
+static void test_prefetch_guesses_the_home_slot_and_changes_nothing(void **state)
+{
+    (void)state;
+    struct rs_idmap *map = rs_idmap_create(0);
+    char buf[32];
+    uint32_t right = 0, none = 0, absent = 0;
+    assert_non_null(map);
+    assert_int_equal(rs_idmap_prefetch(map, "x", 1, 1), RS_NONE); /* empty table */
+    for (uint32_t i = 0; i < 1000; i++) {
+        int n = snprintf(buf, sizeof(buf), "user-%u", i);
+        uint32_t idx;
+        assert_int_equal(rs_idmap_intern(map, buf, (size_t)n, &idx, NULL), RS_OK);
+    }
+    for (uint32_t i = 0; i < 1000; i++) {
+        int n = snprintf(buf, sizeof(buf), "user-%u", i);
+        assert_int_equal(rs_idmap_prefetch(map, buf, (size_t)n, 0), RS_NONE);
+        uint32_t g = rs_idmap_prefetch(map, buf, (size_t)n, 1);
+        assert_int_equal(rs_idmap_prefetch(map, buf, (size_t)n, 2), g);
+        assert_true(g == RS_NONE || g < 1000);
+        right += g == i;
+    }
+    for (uint32_t i = 1000; i < 3000; i++) {
+        int n = snprintf(buf, sizeof(buf), "user-%u", i);
+        uint32_t g = rs_idmap_prefetch(map, buf, (size_t)n, 1);
+        none += g == RS_NONE;
+        absent += rs_idmap_find(map, buf, (size_t)n, NULL) == RS_ENOENT;
+    }
+    assert_true(right >= 700); /* linear probing: most ids sit in their home slot */
+    assert_true(none > 0);
+    assert_int_equal(absent, 2000); /* hints never insert */
+    assert_int_equal(rs_idmap_count(map), 1000);
+    rs_idmap_destroy(map);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_prefetch_guesses_the_home_slot_and_changes_nothing),
         cmocka_unit_test(test_round_trip_100k_ids),
         cmocka_unit_test(test_int_looking_ids_are_distinct_strings),
         cmocka_unit_test(test_arbitrary_byte_ids_of_max_length),

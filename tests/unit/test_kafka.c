@@ -124,6 +124,54 @@ static void test_committed_offsets_resume_the_group_after_handled_messages(void 
     rs_config_destroy(owner_conf);
 }
 
+/* The prefetch hint sees the keys of messages ahead, in all three stages, and
+ * changes nothing about what is handled. */
+struct hints {
+    int stage[3];
+    int bad_keys;
+};
+
+static void count_hint(void *opaque, const void *key, size_t key_len, int stage)
+{
+    struct hints *h = (struct hints *)((struct counter *)opaque + 1);
+    const char *k = key;
+    if (stage < 0 || stage > 2 || key_len != 2 || k[0] != 'u' || k[1] < '0' || k[1] > '6')
+        h->bad_keys++;
+    else
+        h->stage[stage]++;
+}
+
+static void test_prefetch_hints_name_keys_ahead(void **state)
+{
+    char errstr[256];
+    struct rs_config *owner_conf = make_conf("embedded", "owner");
+    struct rs_kafka *owner = rs_kafka_consumer_create(owner_conf, errstr, sizeof(errstr));
+    struct rs_config *conf;
+    struct rs_kafka *kc;
+    struct {
+        struct counter c;
+        struct hints h;
+    } s = {{0, -1, -1}, {{0, 0, 0}, 0}};
+    (void)state;
+
+    assert_non_null(owner);
+    produce_n(rs_kafka_embedded_bootstraps(owner), 0, 500);
+    conf = make_conf(rs_kafka_embedded_bootstraps(owner), "g4");
+    kc = rs_kafka_consumer_create(conf, errstr, sizeof(errstr));
+    assert_non_null(kc);
+    rs_kafka_set_prefetch(kc, count_hint);
+    assert_int_equal(consume_until(kc, &s.c, 500, 30000), 500);
+    assert_int_equal(s.h.bad_keys, 0);
+    for (int st = 0; st < 3; st++) {
+        assert_true(s.h.stage[st] > 0);
+        assert_true(s.h.stage[st] <= 500);
+    }
+    rs_kafka_destroy(kc);
+    rs_config_destroy(conf);
+    rs_kafka_destroy(owner);
+    rs_config_destroy(owner_conf);
+}
+
 static void test_unhandled_messages_are_not_committed(void **state)
 {
     char errstr[256];
@@ -180,6 +228,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_committed_offsets_resume_the_group_after_handled_messages),
         cmocka_unit_test(test_unhandled_messages_are_not_committed),
+        cmocka_unit_test(test_prefetch_hints_name_keys_ahead),
         cmocka_unit_test(test_refused_property_names_its_origin),
     };
     rs_log_set_level(getenv("RS_TEST_VERBOSE") ? RS_LOG_DEBUG : RS_LOG_ERROR);
