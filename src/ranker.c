@@ -64,6 +64,7 @@ enum mode { MODE_RAW, MODE_BLEND };
 struct scan_args;
 typedef void scan_fn(const struct scan_args *x);
 static scan_fn *scan_pick(const char *isa);
+static int is_wide(scan_fn *f); /* f is the AVX-512 pass */
 
 /*
  * Items' top-k neighbour lists as rs_neighbors_top gave them, direct-mapped
@@ -158,6 +159,7 @@ struct rs_ranker {
     float offers_avg;
     uint32_t passes;
     int floor_always;
+    int wide; /* the AVX-512 pass is in use: so is row_scale512 */
 };
 
 /* a ranks before b. */
@@ -263,6 +265,7 @@ struct rs_ranker *rs_ranker_create(int top_n, int batch)
     if (rk == NULL) return NULL;
     rk->top_n = top_n;
     rk->scan = scan_pick(NULL);
+    rk->wide = is_wide(rk->scan);
     rk->batch = batch;
     size_t b = (size_t)batch;
     if ((size_t)top_n > SIZE_MAX / sizeof(struct rs_rec) / b) goto fail;
@@ -297,6 +300,7 @@ int rs_ranker_set_isa(struct rs_ranker *rk, const char *isa)
     if (f == NULL) return -1;
     rk->scan = f;
     rk->floor_always = floor;
+    rk->wide = is_wide(f);
     return 0;
 }
 
@@ -364,21 +368,13 @@ static uint32_t sample_item(uint32_t p, uint32_t ns, uint32_t n)
  * sample's sgemm).
  */
 #define SCALE_LANES 8
-static int mf_scale(const float *t, uint32_t ns, float w_mf, float *a, float *off)
+
+/* The map from the lanes' sums and maxima, added up in lane order. */
+static int scale_from(const double *lane_sum, const float *lane_max, uint32_t ns,
+                      float w_mf, float *a, float *off)
 {
-    double lane_sum[SCALE_LANES] = {0}, sum = 0;
-    float lane_max[SCALE_LANES], mx = -INFINITY;
-    uint32_t p = 0;
-    for (int l = 0; l < SCALE_LANES; l++) lane_max[l] = -INFINITY;
-    for (; p + SCALE_LANES <= ns; p += SCALE_LANES)
-        for (int l = 0; l < SCALE_LANES; l++) {
-            lane_sum[l] += t[p + l];
-            lane_max[l] = t[p + l] > lane_max[l] ? t[p + l] : lane_max[l];
-        }
-    for (; p < ns; p++) {
-        lane_sum[p % SCALE_LANES] += t[p];
-        if (t[p] > lane_max[p % SCALE_LANES]) lane_max[p % SCALE_LANES] = t[p];
-    }
+    double sum = 0;
+    float mx = -INFINITY;
     for (int l = 0; l < SCALE_LANES; l++) {
         sum += lane_sum[l];
         if (lane_max[l] > mx) mx = lane_max[l];
@@ -391,6 +387,61 @@ static int mf_scale(const float *t, uint32_t ns, float w_mf, float *a, float *of
     *off = -*a * mean;
     return 1;
 }
+
+static int mf_scale(const float *t, uint32_t ns, float w_mf, float *a, float *off)
+{
+    double lane_sum[SCALE_LANES] = {0};
+    float lane_max[SCALE_LANES];
+    uint32_t p = 0;
+    for (int l = 0; l < SCALE_LANES; l++) lane_max[l] = -INFINITY;
+    for (; p + SCALE_LANES <= ns; p += SCALE_LANES)
+        for (int l = 0; l < SCALE_LANES; l++) {
+            lane_sum[l] += t[p + l];
+            lane_max[l] = t[p + l] > lane_max[l] ? t[p + l] : lane_max[l];
+        }
+    for (; p < ns; p++) {
+        lane_sum[p % SCALE_LANES] += t[p];
+        if (t[p] > lane_max[p % SCALE_LANES]) lane_max[p % SCALE_LANES] = t[p];
+    }
+    return scale_from(lane_sum, lane_max, ns, w_mf, a, off);
+}
+
+#ifdef RS_SCAN_X86
+/*
+ * mf_scale of t_p = row[at[p]] + bs[p] (a user's sampled scores read from its
+ * row of a one-block sgemm), 16 positions at a time with AVX-512: a gather,
+ * then the low and the high 8 into the same 8 lanes in turn, which is the
+ * scalar order of each lane. Same result, bit for bit.
+ */
+__attribute__((target("avx512f"))) static int
+row_scale512(const float *row, const uint32_t *at, const float *bs, uint32_t ns,
+             float w_mf, float *a, float *off)
+{
+    double lane_sum[SCALE_LANES];
+    float lane_max[SCALE_LANES];
+    __m512d acc = _mm512_setzero_pd();
+    __m256 mx = _mm256_set1_ps(-INFINITY);
+    uint32_t p = 0;
+    for (; p + 16 <= ns; p += 16) {
+        __m512 t = _mm512_add_ps(_mm512_i32gather_ps(_mm512_loadu_si512(at + p), row, 4),
+                                 _mm512_loadu_ps(bs + p));
+        __m256 lo = _mm512_castps512_ps256(t);
+        __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(t), 1));
+        acc = _mm512_add_pd(acc, _mm512_cvtps_pd(lo));
+        mx = _mm256_max_ps(lo, mx); /* a NaN t keeps the maximum, as t > max does */
+        acc = _mm512_add_pd(acc, _mm512_cvtps_pd(hi));
+        mx = _mm256_max_ps(hi, mx);
+    }
+    _mm512_storeu_pd(lane_sum, acc);
+    _mm256_storeu_ps(lane_max, mx);
+    for (; p < ns; p++) {
+        float t = row[at[p]] + bs[p];
+        lane_sum[p % SCALE_LANES] += t;
+        if (t > lane_max[p % SCALE_LANES]) lane_max[p % SCALE_LANES] = t;
+    }
+    return scale_from(lane_sum, lane_max, ns, w_mf, a, off);
+}
+#endif
 
 static int in_ring(const uint32_t *ring, size_t n, uint32_t item)
 {
@@ -980,6 +1031,16 @@ __attribute__((target("avx512f"))) static void scan_avx512(const struct scan_arg
 }
 #endif
 
+static int is_wide(scan_fn *f)
+{
+#ifdef RS_SCAN_X86
+    return f == scan_avx512;
+#else
+    (void)f;
+    return 0;
+#endif
+}
+
 /* The widest pass the CPU runs, or the one isa names ("avx512", "avx2", "base"). */
 static scan_fn *scan_pick(const char *isa)
 {
@@ -1026,6 +1087,12 @@ static void row_scale(struct rs_ranker *rk, const struct call *cl, struct slot *
     float *t = rk->Ss;
     sl->a = sl->off = 0.0f;
     if (sl->user >= rs_model_users(cl->m)) return;
+#ifdef RS_SCAN_X86
+    if (rk->wide) {
+        row_scale512(row, rk->sample_at, rk->Bs, ns, cl->w->mf, &sl->a, &sl->off);
+        return;
+    }
+#endif
     for (uint32_t p = 0; p < ns; p++)
         t[p] = row[rk->sample_at[p]] + rk->Bs[p];
     mf_scale(t, ns, cl->w->mf, &sl->a, &sl->off);
