@@ -122,8 +122,8 @@ static int bench_rank(uint32_t items, int k, uint32_t users)
     float *y = malloc((size_t)items * sizeof(float));
     double t_gemm[REPS], t_gemv[REPS], t_raw[REPS], t_blend[REPS], t_exact[REPS],
         t_bmf[REPS], t_bnb[REPS];
-    struct rs_rank_weights w_mf = {1.0f, 0, 0}, w_nb = {0, 1.0f, 0};
-    struct rs_rank_weights w = {0.1f, 1.0f, 0.05f}; /* the defaults */
+    struct rs_rank_weights w_mf = {1.0f, 0, 0, 0}, w_nb = {0, 1.0f, 0, 0};
+    struct rs_rank_weights w = {0.1f, 1.0f, 0.05f, 0}; /* the defaults */
     struct rs_rank_sources src = {m, h, nb, pop};
     const float *Q = rs_model_item_matrix(m);
 
@@ -357,12 +357,13 @@ static int bench_recall(const char *path, int top_n, int every, char **weights)
     struct rs_filesrc *fs =
         rs_filesrc_open(path, RS_FILE_AUTO, &lim, errstr, sizeof(errstr));
     struct rs_pipeline *p;
+    const float decay = (float)conf->recency_decay;
     const struct rs_rank_weights sets[] = {
-        {0, 0, 1},
-        {0, 1, 0},
-        {1, 0, 0},
+        {0, 0, 1, 0},
+        {0, 1, 0, decay},
+        {1, 0, 0, 0},
         {(float)conf->mf_weight, (float)conf->neighbor_weight,
-         (float)conf->popularity_weight},
+         (float)conf->popularity_weight, decay},
     };
     const char *names[] = {"popularity", "neighbors", "model", "blend"};
     enum { NSETS = 4 };

@@ -40,7 +40,8 @@ static void usage(FILE *out)
         "              the item neighbours and popularity (with --top-n 0 only the\n"
         "              rating model is exercised, so the fast `mf` path is used)\n"
         "  mf          the factorisation model alone (its scores b_i + p_u.q_i)\n"
-        "  neighbors   the pipeline ranking by item neighbours alone\n"
+        "  neighbors   the pipeline ranking by item neighbours alone (the blend's\n"
+        "              neighbour term, [ranking] recency_decay included)\n"
         "  isgd        plain positive-only SGD (same k, learning rate, regularisation)\n"
         "  popularity  time-decayed counts (popularity.half_life_s)\n"
         "\n"
@@ -327,9 +328,11 @@ int rs_cmd_eval(int argc, char **argv)
         rs_eval_sort_by_time(&d);
         if (via_pipeline) {
             char set[64];
-            struct rs_rank_weights w = {(float)conf->mf_weight, (float)conf->neighbor_weight,
-                                        (float)conf->popularity_weight};
-            if (strcmp(model_name, "neighbors") == 0) w = (struct rs_rank_weights){0, 1, 0};
+            struct rs_rank_weights w = {
+                (float)conf->mf_weight, (float)conf->neighbor_weight,
+                (float)conf->popularity_weight, (float)conf->recency_decay};
+            if (strcmp(model_name, "neighbors") == 0) /* the same neighbour term alone */
+                w = (struct rs_rank_weights){0, 1, 0, (float)conf->recency_decay};
             snprintf(set, sizeof(set), "ranking.top_n=%ld", top_n);
             rs_config_set(conf, set, errstr, sizeof(errstr));
             err = rs_eval_prequential_pipeline(&d, conf, &w, &po, &r, errstr,

@@ -202,6 +202,9 @@ static const struct opt opts[] = {
         "weight of the item-neighbour score"),
     DBL("ranking", "popularity_weight", popularity_weight, "0.05", 0, 1000,
         "weight of the popularity score"),
+    DBL("ranking", "recency_decay", recency_decay, "0", 0, 0.99,
+        "each step back in a user's recent items scales that item's neighbour "
+        "similarities by 1 - recency_decay; 0: all recent items count alike"),
     INT("ranking", "neighbor_list_max_age_ms", neighbor_list_max_age_ms, "250", 0, 60000,
         "a cached top-k neighbour list is reused for up to this long after the "
         "neighbours changed, ms; 0: exact (recomputed after any change)"),
@@ -1021,13 +1024,14 @@ static void format_value(const struct rs_config *conf, const struct opt *o, char
 int rs_config_apply_live(struct rs_config *running, const struct rs_config *fresh)
 {
     int changed = LIVE(mf_weight) + LIVE(neighbor_weight) + LIVE(popularity_weight) +
-                  LIVE(log_level) + LIVE(publish_interval_ms);
+                  LIVE(recency_decay) + LIVE(log_level) + LIVE(publish_interval_ms);
     struct rs_config probe = *fresh;
 
     /* Whatever still differs once the live keys agree needs a restart. */
     probe.mf_weight = running->mf_weight;
     probe.neighbor_weight = running->neighbor_weight;
     probe.popularity_weight = running->popularity_weight;
+    probe.recency_decay = running->recency_decay;
     probe.log_level = running->log_level;
     probe.publish_interval_ms = running->publish_interval_ms;
     for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {

@@ -494,7 +494,8 @@ static rs_err_t batch_forgotten(struct rs_pipeline *p, struct rs_pub_batch *b)
 static struct rs_rank_weights conf_weights(const struct rs_config *conf)
 {
     struct rs_rank_weights w = {(float)conf->mf_weight, (float)conf->neighbor_weight,
-                                (float)conf->popularity_weight};
+                                (float)conf->popularity_weight,
+                                (float)conf->recency_decay};
     return w;
 }
 

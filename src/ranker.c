@@ -552,28 +552,32 @@ static void mark_seen(float *acc, const uint32_t *ring, size_t rn, const uint32_
 }
 
 /*
- * Sums sim(h, j) over the user's recent items h (newest first) into the
- * dense accumulators; returns the number of distinct unseen items touched,
- * listed in rk->touched. acc_why[j] is the h with the largest sim (newest on
- * ties). The recent items, and with mark the history items (hist[0..nh),
- * ascending), must be marked -inf in acc (mark_seen) so they are skipped;
- * without mark, history items are searched in hist.
+ * Sums keep^age(h) * sim(h, j) over the user's recent items h (newest first,
+ * age 0; the factor is multiplied by keep once per step back, so keep = 1
+ * gives the plain sums) into the dense accumulators; returns the number of
+ * distinct unseen items touched, listed in rk->touched. acc_why[j] is the h
+ * with the largest term (newest on ties). Terms that are not above 0 (the
+ * factor underflows far back with a steep decay) touch nothing. The recent
+ * items, and with mark the history items (hist[0..nh), ascending), must be
+ * marked -inf in acc (mark_seen) so they are skipped; without mark, history
+ * items are searched in hist.
  */
 static size_t gather_sums(struct rs_ranker *rk, const struct rs_neighbors *nb,
                           const uint32_t *ring, size_t rn, const uint32_t *hist,
-                          size_t nh, uint32_t n_items, int mark)
+                          size_t nh, uint32_t n_items, int mark, float keep)
 {
     size_t t = 0, k = (size_t)rs_neighbors_k(nb);
-    float *acc = rk->acc, *best = rk->best;
+    float *acc = rk->acc, *best = rk->best, f = 1.0f; /* f: keep^age of ring[r] */
     uint32_t *why = rk->acc_why, *touched = rk->touched;
-    for (size_t r = rn; r-- > 0;) {
+    for (size_t r = rn; r-- > 0; f *= keep) {
         size_t m;
         const struct rs_rec *top = top_of(rk, nb, ring[r], k, &m);
         uint32_t h = ring[r];
         for (size_t x = 0; x < m; x++) {
             uint32_t j = top[x].item;
-            float v = top[x].score;
-            if (j >= n_items || acc[j] < 0.0f) continue; /* not in the model yet, seen */
+            float v = top[x].score * f;
+            if (j >= n_items || acc[j] < 0.0f || !(v > 0.0f))
+                continue; /* not in the model yet, seen; no weight */
             if (acc[j] == 0.0f) {
                 if (!mark && in_sorted(hist, nh, j)) continue;
                 touched[t++] = j;
@@ -592,29 +596,31 @@ static size_t gather_sums(struct rs_ranker *rk, const struct rs_neighbors *nb,
 /* gather_sums with the marking done and undone around it. */
 static size_t gather(struct rs_ranker *rk, const struct rs_neighbors *nb,
                      const uint32_t *ring, size_t rn, const uint32_t *hist, size_t nh,
-                     uint32_t n_items)
+                     uint32_t n_items, float keep)
 {
     int mark = nh <= MARK_HISTORY_MAX;
     size_t t;
     mark_seen(rk->acc, ring, rn, hist, mark ? nh : 0, n_items, -INFINITY);
-    t = gather_sums(rk, nb, ring, rn, hist, nh, n_items, mark);
+    t = gather_sums(rk, nb, ring, rn, hist, nh, n_items, mark, keep);
     mark_seen(rk->acc, ring, rn, hist, mark ? nh : 0, n_items, 0.0f);
     return t;
 }
 
 static int cmp_rec_desc(const void *x, const void *y);
 
-/* Fills slot s's candidates: unseen gathered items, w_nb * sum of sims. */
+/* Fills slot s's candidates: unseen gathered items, w_nb * their nb (ranker.h). */
 static void build_candidates(struct rs_ranker *rk, const struct rs_rank_sources *src,
-                             float w_nb, struct slot *sl, struct rs_rec *cand,
-                             uint32_t blocks)
+                             const struct rs_rank_weights *w, struct slot *sl,
+                             struct rs_rec *cand, uint32_t blocks)
 {
+    float w_nb = w->neighbor;
     size_t rn = sl->rn, t, n = 0, nh = sl->nh;
     const uint32_t *ring = sl->ring, *hist = sl->hist;
 
     struct rs_rec *all = rk->cand_all; /* window * k: every gathered item */
 
-    t = gather(rk, src->neighbors, ring, rn, hist, nh, rs_model_items(src->model));
+    t = gather(rk, src->neighbors, ring, rn, hist, nh, rs_model_items(src->model),
+               1.0f - w->recency_decay);
     for (size_t x = 0; x < t; x++) {
         uint32_t j = rk->touched[x];
         all[n].item = j;
@@ -1115,7 +1121,8 @@ static void score_direct(struct rs_ranker *rk, const struct call *cl, struct slo
     const uint32_t *ring = sl->ring, *hist = sl->hist;
 
     mark_seen(rk->acc, ring, rn, hist, nh, n_items, -INFINITY);
-    t = gather_sums(rk, src->neighbors, ring, rn, hist, nh, n_items, 1);
+    t = gather_sums(rk, src->neighbors, ring, rn, hist, nh, n_items, 1,
+                    1.0f - cl->w->recency_decay);
     for (size_t x = 0; x < t; x++)
         rk->acc[rk->touched[x]] *= cl->w->neighbor;
     if (sl->a != 0.0f || t > 0 || cl->popw != NULL) {
@@ -1349,7 +1356,7 @@ static rs_err_t run(struct rs_ranker *rk, struct call *cl, const uint32_t *users
             for (size_t s = 0; s < b; s++) {
                 struct slot *sl = &rk->slots[s];
                 if (cl->use_nb && !cl->direct)
-                    build_candidates(rk, cl->src, cl->w->neighbor, sl,
+                    build_candidates(rk, cl->src, cl->w, sl,
                                      rk->cand + s * RS_RANKER_MAX_CANDIDATES,
                                      (uint32_t)((n_items + block - 1) / block));
                 sl->active = sl->a != 0.0f || sl->cand_n > 0 || cl->popw != NULL;
@@ -1402,6 +1409,7 @@ rs_err_t rs_ranker_blend(struct rs_ranker *rk, const struct rs_rank_sources *src
 
     if (rk == NULL || src == NULL || src->model == NULL || w == NULL ||
         !weight_ok(w->mf) || !weight_ok(w->neighbor) || !weight_ok(w->popularity) ||
+        !(w->recency_decay >= 0.0f && w->recency_decay < 1.0f) ||
         (n > 0 && (users == NULL || out == NULL || counts == NULL)))
         return RS_EINVAL;
     for (size_t j = 0; j < n; j++)
@@ -1521,16 +1529,18 @@ size_t rs_ranker_blend_naive(const struct rs_rank_sources *src,
         ring = rs_neighbors_recent(src->neighbors, user, &rn);
         sim = malloc(kk * sizeof(*sim));
         if (!sim) goto out;
-        for (size_t r = rn; r-- > 0;) {
+        float f = 1.0f, keep = 1.0f - w->recency_decay;
+        for (size_t r = rn; r-- > 0; f *= keep) {
             size_t ms = rs_neighbors_similar(src->neighbors, ring[r], kk, sim);
             for (size_t x = 0; x < ms; x++) {
                 uint32_t j = sim[x].item;
-                if (j >= n_items) continue;
-                if (nbv[j] == 0.0f || sim[x].score > best[j]) {
-                    best[j] = sim[x].score;
+                float v = sim[x].score * f;
+                if (j >= n_items || !(v > 0.0f)) continue;
+                if (nbv[j] == 0.0f || v > best[j]) {
+                    best[j] = v;
                     why[j] = ring[r];
                 }
-                nbv[j] += sim[x].score;
+                nbv[j] += v;
             }
         }
         for (uint32_t j = 0; j < n_items; j++) {

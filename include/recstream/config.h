@@ -85,6 +85,7 @@ struct rs_config {
     double mf_weight;
     double neighbor_weight;
     double popularity_weight;
+    double recency_decay; /* neighbour term: decay per step back in the recent items */
     int neighbor_list_max_age_ms; /* 0: exact neighbour lists */
     int64_t neighbor_list_max_events;
 

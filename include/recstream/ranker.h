@@ -12,9 +12,12 @@
  *         sample of min(items, 512) evenly spaced items (all items in a small
  *         catalogue), so the user's best items score about 1 and an average
  *         one 0. 0 for users the model does not know or when max_u = mean_u.
- *   nb  = sum over h in u's recent items of sim(h, j) for the j among h's
- *         top-k neighbours (sim as neighbors.h defines it, shrunk by its
- *         support); 0 for items no recent item points to. Not rescaled per
+ *   nb  = sum over h in u's recent items of (1 - d)^age(h) * sim(h, j) for
+ *         the j among h's top-k neighbours (sim as neighbors.h defines it,
+ *         shrunk by its support; d the weights' recency_decay, age(h) 0 for
+ *         the newest recent item, 1 for the one before, ...: what the user
+ *         took last says most about what they take next); 0 for items no
+ *         recent item points to. Not rescaled per
  *         user: its size is the evidence. Strong, well-supported neighbours
  *         (MovieLens: sums of several) outweigh the model; a sparse catalogue
  *         whose pairs were seen together once or twice (Last.fm) gives small
@@ -24,7 +27,7 @@
  *         strongest); with window * k <= that number, all are.
  *   pop = decayed popularity / the most popular item's (the best is 1).
  * Reasons: an item with nb > 0 carries why = the recent item h with the
- * largest sim(h, j) (the newest on ties); others RS_NONE.
+ * largest term (1 - d)^age(h) * sim(h, j) (the newest on ties); others RS_NONE.
  * Exclusions: every item in the history (the full set the history module
  * holds) and every item in the recent ring.
  * Cold start: a user without a model row and without recent items ranks by
@@ -63,11 +66,13 @@ struct rs_popularity;
 /* Neighbour candidates kept per user in a blend (see above). */
 #define RS_RANKER_MAX_CANDIDATES 2048
 
-/* The blend's weights ([ranking] mf_weight, neighbor_weight, popularity_weight). */
+/* The blend's weights ([ranking] mf_weight, neighbor_weight, popularity_weight)
+ * and how fast the neighbour term forgets ([ranking] recency_decay). */
 struct rs_rank_weights {
     float mf;
     float neighbor;
     float popularity;
+    float recency_decay; /* in [0, 1): see nb above; 0 (the old rule): all count alike */
 };
 
 /* What a blend reads (all borrowed). The model defines the item range and is required. */
@@ -96,7 +101,8 @@ rs_err_t rs_ranker_rank(struct rs_ranker *rk, const struct rs_model *m,
  * The blended lists (formula above): for user users[j], at most top_n entries,
  * best first, to out[j*top_n ...] and their number to counts[j]. Weights must
  * be finite and >= 0. Any weights may be passed (e.g. an evaluation scoring
- * each signal alone). Returns RS_OK, RS_EINVAL or RS_ENOMEM.
+ * each signal alone); recency_decay must be in [0, 1). Returns RS_OK,
+ * RS_EINVAL or RS_ENOMEM.
  */
 rs_err_t rs_ranker_blend(struct rs_ranker *rk, const struct rs_rank_sources *src,
                          const struct rs_rank_weights *w, const uint32_t *users, size_t n,

@@ -116,6 +116,7 @@ static void test_defaults_match_documented_values(void **state)
     assert_true(conf->mf_weight == 0.1);
     assert_true(conf->neighbor_weight == 1.0);
     assert_true(conf->popularity_weight == 0.05);
+    assert_true(conf->recency_decay == 0.0);
     assert_int_equal(conf->neighbor_list_max_age_ms, 250);
     assert_true(conf->neighbor_list_max_events == 0);
     assert_string_equal(conf->snapshot_dir, "./snapshots");
@@ -177,6 +178,7 @@ static void test_loads_file_with_every_section(void **state)
                           "mf_weight = 0\n"
                           "neighbor_weight = 1000\n"
                           "popularity_weight = 0.25\n"
+                          "recency_decay = 0.99\n"
                           "[snapshot]\n"
                           "dir = /var/lib/recstream\n"
                           "interval_s = 0\n"
@@ -221,6 +223,7 @@ static void test_loads_file_with_every_section(void **state)
     assert_true(conf->mf_weight == 0.0);
     assert_true(conf->neighbor_weight == 1000.0);
     assert_true(conf->popularity_weight == 0.25);
+    assert_true(conf->recency_decay == 0.99);
     assert_string_equal(conf->snapshot_dir, "/var/lib/recstream");
     assert_int_equal(conf->snapshot_interval_s, 0);
     assert_true(conf->snapshot_every_events == INT64_MAX);
@@ -267,6 +270,9 @@ static void test_rejects_value_below_range(void **state)
                       "out of range [0, 60000]");
     expect_load_error("[ranking]\nneighbor_list_max_events = -1\n", RS_EINVAL, 2,
                       "out of range");
+    expect_load_error("[ranking]\nrecency_decay = 1\n", RS_EINVAL, 2,
+                      "out of range [0, 0.99]");
+    expect_load_error("[ranking]\nrecency_decay = -0.1\n", RS_EINVAL, 2, "out of range");
     expect_load_error("[model]\nseed = -1\n", RS_EINVAL, 2, "out of range");
 }
 
@@ -692,6 +698,7 @@ static void test_shipped_config_loads_and_states_the_defaults(void **state)
     assert_true(conf->mf_weight == def->mf_weight);
     assert_true(conf->neighbor_weight == def->neighbor_weight);
     assert_true(conf->popularity_weight == def->popularity_weight);
+    assert_true(conf->recency_decay == def->recency_decay);
     assert_string_equal(conf->snapshot_dir, def->snapshot_dir);
     assert_int_equal(conf->snapshot_interval_s, def->snapshot_interval_s);
     assert_true(conf->snapshot_every_events == def->snapshot_every_events);
@@ -713,8 +720,11 @@ static void test_apply_live_copies_only_live_settings(void **state)
                      RS_OK);
     assert_int_equal(rs_config_set(fresh, "log.level=debug", errstr, sizeof(errstr)), RS_OK);
     assert_int_equal(rs_config_set(fresh, "model.factors=8", errstr, sizeof(errstr)), RS_OK);
-    assert_int_equal(rs_config_apply_live(running, fresh), 3);
+    assert_int_equal(
+        rs_config_set(fresh, "ranking.recency_decay=0.2", errstr, sizeof(errstr)), RS_OK);
+    assert_int_equal(rs_config_apply_live(running, fresh), 4);
     assert_true(running->mf_weight == 0.5);
+    assert_true(running->recency_decay == 0.2);
     assert_int_equal(running->publish_interval_ms, 250);
     assert_int_equal(running->log_level, 3);
     assert_int_equal(running->factors, 64); /* needs a restart: unchanged */

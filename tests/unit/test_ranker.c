@@ -6,7 +6,8 @@
  * for the blend of model, neighbour and popularity scores: equal to the
  * naive full sort for random weights, seen items never listed, reasons that
  * point into the user's recent history, popular items for a cold-start
- * user, and a brand-new item listed through its neighbours.
+ * user, a brand-new item listed through its neighbours, and the newest
+ * recent item's neighbours counting more under recency_decay.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -481,6 +482,7 @@ static void test_blend_matches_naive_full_sort_on_random_inputs(void **unused)
             .mf = (trial & 1) ? 0.0f : (float)tbelow(&s, 100) / 50.0f,
             .neighbor = (trial & 2) ? 0.0f : (float)tbelow(&s, 100) / 50.0f,
             .popularity = (trial & 4) ? 0.0f : (float)tbelow(&s, 100) / 50.0f,
+            .recency_decay = (trial & 8) ? (float)tbelow(&s, 99) / 100.0f : 0.0f,
         };
         if (trial % 8 == 7) wt.mf = 1.0f;
         /* Short lists are kept sorted, longer ones (above 64) in a heap: both. */
@@ -575,6 +577,7 @@ static void test_every_instruction_set_gives_the_same_lists(void **unused)
             .mf = (trial & 1) ? 0.0f : (float)tbelow(&s, 100) / 50.0f,
             .neighbor = (trial & 2) ? 0.0f : (float)tbelow(&s, 100) / 50.0f,
             .popularity = (trial & 4) ? 0.0f : (float)tbelow(&s, 100) / 50.0f,
+            .recency_decay = (trial & 8) ? (float)tbelow(&s, 99) / 100.0f : 0.0f,
         };
         int top_n = trial % 4 == 3 ? 50 + (int)tbelow(&s, 40) : 1 + (int)tbelow(&s, 30);
         int batch = 1 + (int)tbelow(&s, 20);
@@ -638,7 +641,7 @@ static void test_cold_start_user_gets_the_trending_list(void **unused)
     uint64_t s = 31;
     struct world w;
     world_init(&w, &s, 40, 300, 8, 10, 10, 2000);
-    struct rs_rank_weights wt = {1.0f, 1.0f, 0.5f};
+    struct rs_rank_weights wt = {1.0f, 1.0f, 0.5f, 0.0f};
     struct rs_ranker *rk = rs_ranker_create(10, 8);
     uint32_t users[] = {1000000}; /* never seen */
     struct rs_rec out[10], top[10];
@@ -670,7 +673,7 @@ static void test_new_item_enters_lists_through_its_neighbours(void **unused)
     world_event(&w, other, a, 3000000);
     world_event(&w, other, fresh, 3000001);
     world_event(&w, me, a, 3000002);
-    struct rs_rank_weights wt = {0.0f, 1.0f, 0.0f};
+    struct rs_rank_weights wt = {0.0f, 1.0f, 0.0f, 0.0f};
     struct rs_ranker *rk = rs_ranker_create(300, 4);
     struct rs_rec out[300];
     size_t counts[1];
@@ -722,7 +725,7 @@ static void test_neighbour_cache_never_changes_a_list(void **unused)
         world_init(&w[0], &s, nu, ni, k, nk, window, 10 * nu);
         world_init(&w[1], &s2, nu, ni, k, nk, window, 10 * nu); /* the same state */
         struct rs_rank_weights wt = {(float)tbelow(&s, 3) / 2.0f, 1.0f,
-                                     (float)tbelow(&s, 3) / 4.0f};
+                                     (float)tbelow(&s, 3) / 4.0f, 0.0f};
         int batch = 1 + (int)tbelow(&s, 8);
         struct rs_ranker *kept = rs_ranker_create(top_n, batch);
         struct rs_rec *a = malloc((size_t)nu * (size_t)top_n * sizeof(*a));
@@ -810,7 +813,7 @@ static void test_stale_lists_are_reused_within_the_event_bound(void **unused)
     (void)unused;
     uint64_t s = 4242;
     int stale_differs = 0, checked = 0;
-    struct rs_rank_weights wt = {0.0f, 1.0f, 0.0f};
+    struct rs_rank_weights wt = {0.0f, 1.0f, 0.0f, 0.0f};
     for (int trial = 0; trial < 16; trial++) {
         struct world w;
         uint32_t nu = 20 + tbelow(&s, 40), ni = 30 + tbelow(&s, 300), half = nu / 2;
@@ -879,7 +882,7 @@ static void test_stale_lists_expire_with_age(void **unused)
 {
     (void)unused;
     uint64_t s = 999;
-    struct rs_rank_weights wt = {0.0f, 1.0f, 0.0f};
+    struct rs_rank_weights wt = {0.0f, 1.0f, 0.0f, 0.0f};
     struct world w;
     uint32_t nu = 40, ni = 120, half = nu / 2;
     int top_n = 10;
@@ -923,6 +926,100 @@ static void test_stale_lists_expire_with_age(void **unused)
     world_free(&w);
 }
 
+/*
+ * recency_decay: the neighbours of the item a user took last count more than
+ * those of an older recent item. Item a (older) has a well-supported
+ * neighbour x, item b (newest) a weaker neighbour y: summed alike, x ranks
+ * above y; with the older item's similarities scaled by 1 - d, y ranks above
+ * x, each score is exactly (1 - d)^age * sim and each reason is its own
+ * recent item. The naive reference agrees in both cases.
+ */
+static void test_recency_decay_favours_the_newest_items_neighbours(void **unused)
+{
+    (void)unused;
+    uint64_t s = 34;
+    struct world w;
+    world_init(&w, &s, 20, 10, 4, 10, 10, 0);
+    uint32_t a = 0, b = 1, x = 2, y = 3, me = 0;
+    const float d = 0.9f;
+    world_event(&w, 10, a, 1000);
+    world_event(&w, 10, x, 2000);
+    world_event(&w, 11, a, 3000);
+    world_event(&w, 11, x, 4000);
+    world_event(&w, 12, b, 5000);
+    world_event(&w, 12, y, 6000);
+    world_event(&w, me, a, 7000);
+    world_event(&w, me, b, 8000); /* the newest recent item */
+    float sim_ax = rs_neighbors_sim(w.nb, a, x), sim_by = rs_neighbors_sim(w.nb, b, y);
+    assert_true(sim_ax > sim_by);              /* plain sums: x first */
+    assert_true(sim_ax * (1.0f - d) < sim_by); /* decayed: y first */
+    assert_true(rs_neighbors_sim(w.nb, a, y) == 0 && rs_neighbors_sim(w.nb, b, x) == 0);
+
+    struct rs_ranker *rk = rs_ranker_create(10, 1);
+    struct rs_rec out[10], ref[10];
+    size_t counts[1], nref;
+    for (int decayed = 0; decayed <= 1; decayed++) {
+        struct rs_rank_weights wt = {0.0f, 1.0f, 0.0f, decayed ? d : 0.0f};
+        assert_int_equal(rs_ranker_blend(rk, &w.src, &wt, &me, 1, out, counts), RS_OK);
+        nref = rs_ranker_blend_naive(&w.src, &wt, me, 10, ref);
+        assert_same_lists(out, counts[0], ref, nref);
+        check_blend_list(&w, me, out, counts[0]);
+        assert_true(counts[0] >= 2);
+        const struct rs_rec *first = &out[0], *second = &out[1];
+        assert_int_equal(first->item, decayed ? y : x);
+        assert_int_equal(second->item, decayed ? x : y);
+        const struct rs_rec *rx = decayed ? second : first,
+                            *ry = decayed ? first : second;
+        assert_float_equal(rx->score, sim_ax * (decayed ? 1.0f - d : 1.0f), 1e-6);
+        assert_float_equal(ry->score, sim_by, 1e-6);
+        assert_int_equal(rx->why, a);
+        assert_int_equal(ry->why, b);
+    }
+    rs_ranker_destroy(rk);
+    world_free(&w);
+}
+
+/*
+ * A steep decay over a long window: the factor underflows to 0 far back.
+ * The user's only recent item with a neighbour outside their history is 35
+ * steps back (0.01^35 is 0 in float), so by neighbours alone nothing is
+ * left to rank: the list is empty, as the naive reference's, rather than
+ * zero-score items. With no decay the neighbour is listed.
+ */
+static void test_recency_decay_underflow_adds_nothing(void **unused)
+{
+    (void)unused;
+    uint64_t s = 35;
+    struct world w;
+    world_init(&w, &s, 8, 100, 4, 10, 60, 0);
+    uint32_t me = 0, a = 0, x = 1;
+    for (uint32_t other = 1; other <= 4; other++) { /* a and x: well supported */
+        world_event(&w, other, a, 1000 * other);
+        world_event(&w, other, x, 1000 * other + 1);
+    }
+    world_event(&w, me, a, 9000);
+    for (uint32_t i = 0; i < 35; i++) /* items nobody else took */
+        world_event(&w, me, 10 + i, 10000 + (int64_t)i);
+    struct rs_ranker *rk = rs_ranker_create(30, 1);
+    struct rs_rec out[30], ref[30];
+    size_t counts[1];
+    for (int decayed = 0; decayed <= 1; decayed++) {
+        struct rs_rank_weights wt = {0.0f, 1.0f, 0.0f, decayed ? 0.99f : 0.0f};
+        assert_int_equal(rs_ranker_blend(rk, &w.src, &wt, &me, 1, out, counts), RS_OK);
+        size_t nref = rs_ranker_blend_naive(&w.src, &wt, me, 30, ref);
+        assert_same_lists(out, counts[0], ref, nref);
+        if (decayed) {
+            assert_int_equal(counts[0], 0);
+        } else {
+            assert_true(counts[0] > 0);
+            assert_int_equal(out[0].item, x);
+            assert_int_equal(out[0].why, a);
+        }
+    }
+    rs_ranker_destroy(rk);
+    world_free(&w);
+}
+
 static void test_blend_refuses_bad_weights(void **unused)
 {
     (void)unused;
@@ -933,9 +1030,19 @@ static void test_blend_refuses_bad_weights(void **unused)
     uint32_t u = 0;
     struct rs_rec out[5];
     size_t counts[1];
-    struct rs_rank_weights bad = {-1.0f, 1.0f, 1.0f}, nan_w = {NAN, 0, 0};
+    struct rs_rank_weights bad = {-1.0f, 1.0f, 1.0f, 0}, nan_w = {NAN, 0, 0, 0};
+    struct rs_rank_weights decay_one = {0, 1.0f, 0, 1.0f},
+                           decay_neg = {0, 1.0f, 0, -0.1f}, decay_nan = {0, 1.0f, 0, NAN},
+                           decay_ok = {0, 1.0f, 0, 0.99f};
     assert_int_equal(rs_ranker_blend(rk, &w.src, &bad, &u, 1, out, counts), RS_EINVAL);
     assert_int_equal(rs_ranker_blend(rk, &w.src, &nan_w, &u, 1, out, counts), RS_EINVAL);
+    assert_int_equal(rs_ranker_blend(rk, &w.src, &decay_one, &u, 1, out, counts),
+                     RS_EINVAL);
+    assert_int_equal(rs_ranker_blend(rk, &w.src, &decay_neg, &u, 1, out, counts),
+                     RS_EINVAL);
+    assert_int_equal(rs_ranker_blend(rk, &w.src, &decay_nan, &u, 1, out, counts),
+                     RS_EINVAL);
+    assert_int_equal(rs_ranker_blend(rk, &w.src, &decay_ok, &u, 1, out, counts), RS_OK);
     rs_ranker_destroy(rk);
     world_free(&w);
 }
@@ -958,6 +1065,8 @@ int main(void)
         cmocka_unit_test(test_cold_start_user_gets_the_trending_list),
         cmocka_unit_test(test_new_item_enters_lists_through_its_neighbours),
         cmocka_unit_test(test_neighbour_cache_never_changes_a_list),
+        cmocka_unit_test(test_recency_decay_favours_the_newest_items_neighbours),
+        cmocka_unit_test(test_recency_decay_underflow_adds_nothing),
         cmocka_unit_test(test_blend_refuses_bad_weights),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
