@@ -654,7 +654,7 @@ struct rs_kafka *rs_kafka_consumer_create(const struct rs_config *conf, char *er
         /* Measured (docs/BENCHMARKS.md, "Freshness"): with librdkafka's defaults
          * (answer a fetch as soon as there is one byte) a busy stream is read in
          * small fetches, about a thousand a second, and at 100,000 events/s
-         * the broker took a quarter of a core more; waiting for 64 KB or 5 ms
+         * the broker took 0.1-0.25 of a core more; waiting for 64 KB or 5 ms
          * adds at most 5 ms to an event's way. */
         set_prop(kconf, "default", "fetch.min.bytes", "65536", errstr, errstr_size) ||
         set_prop(kconf, "default", "fetch.wait.max.ms", "5", errstr, errstr_size) ||
