@@ -19,8 +19,9 @@
  * The model's scale for a user (mean and max of its scores) comes from one
  * extra small sgemm over a fixed sample of item rows, or, when the catalogue
  * is one block, from the same items in the user's row of the block's sgemm.
- * In that one-block case the neighbour sums are gathered per user just before
- * its pass and read where they lie (score_direct).
+ * In that one-block case (blends with neighbours make one block of catalogues
+ * up to ONE_PASS_MAX) the neighbour sums are gathered per user just before its
+ * pass and read where they lie (score_direct).
  * Neighbour candidates are gathered per user from the top-k lists of the
  * user's recent items into dense accumulators over the items, touched-list
  * cleared, so gathering costs O(window * k) whatever the catalogue size. The
@@ -55,6 +56,9 @@
 
 /* Item columns per sgemm: bounds S at batch x ITEM_BLOCK floats. */
 #define ITEM_BLOCK 4096u
+/* Blends with neighbours over catalogues up to this size run in one block, read
+ * in place (score_direct): S then takes batch x items floats. */
+#define ONE_PASS_MAX 16384u
 /* Items sampled to put a user's model scores on the blend's scale. */
 #define MF_SAMPLE 512u
 
@@ -121,7 +125,7 @@ struct rs_ranker {
     int batch;
     float *U; /* batch x k */
     size_t U_cap;
-    float *S; /* batch x min(items, ITEM_BLOCK) */
+    float *S; /* batch x min(items, ITEM_BLOCK), or x items (ONE_PASS_MAX) */
     size_t S_cap;
     float *Qs; /* MF_SAMPLE x k: sampled item rows */
     size_t Qs_cap;
@@ -134,7 +138,8 @@ struct rs_ranker {
     struct slot *slots;   /* batch */
     float *extra;         /* ITEM_BLOCK, all 0 between users */
     uint32_t *extra_why;  /* ITEM_BLOCK */
-    float *zeros; /* ITEM_BLOCK zeros: the model row when there is no model term */
+    float *zeros;         /* zeros: the model row when there is no model term */
+    size_t zeros_cap;
     float *popw;  /* items: weighted popularity */
     size_t popw_cap;
     struct rs_rec *cand; /* batch x RS_RANKER_MAX_CANDIDATES */
@@ -275,6 +280,7 @@ struct rs_ranker *rs_ranker_create(int top_n, int batch)
     rk->extra = calloc(ITEM_BLOCK, sizeof(*rk->extra));
     rk->extra_why = calloc(ITEM_BLOCK, sizeof(*rk->extra_why));
     rk->zeros = calloc(ITEM_BLOCK, sizeof(*rk->zeros));
+    rk->zeros_cap = ITEM_BLOCK;
     if (!rk->heaps || !rk->heap_len || !rk->slots || !rk->extra || !rk->extra_why ||
         !rk->zeros)
         goto fail;
@@ -1250,7 +1256,14 @@ static rs_err_t run(struct rs_ranker *rk, struct call *cl, const uint32_t *users
     int k = rs_model_factors(m);
     uint32_t n_users = rs_model_users(m), n_items = rs_model_items(m);
     size_t batch = (size_t)rk->batch, top = (size_t)rk->top_n;
-    size_t block = n_items < ITEM_BLOCK ? n_items : ITEM_BLOCK;
+    size_t kk = cl->use_nb ? (size_t)rs_neighbors_k(cl->src->neighbors) : 0;
+    size_t win = cl->use_nb ? (size_t)rs_neighbors_window(cl->src->neighbors) : 0;
+    /* Direct only where no candidate can be cut (RS_RANKER_MAX_CANDIDATES). */
+    int direct =
+        cl->mode == MODE_BLEND && cl->use_nb && kk * win <= RS_RANKER_MAX_CANDIDATES;
+    size_t block = direct && n_items <= ONE_PASS_MAX ? n_items
+                   : n_items < ITEM_BLOCK            ? n_items
+                                                     : ITEM_BLOCK;
     uint32_t ns = n_items < MF_SAMPLE ? n_items : MF_SAMPLE;
     int pop_any = 0;
     rs_err_t err = RS_OK;
@@ -1260,7 +1273,9 @@ static rs_err_t run(struct rs_ranker *rk, struct call *cl, const uint32_t *users
     if (cl->use_mf && ((err = reserve(&rk->U, &rk->U_cap, batch * (size_t)k)) ||
                        (err = reserve(&rk->S, &rk->S_cap, batch * block))))
         goto out;
-    cl->one_block = cl->mode == MODE_BLEND && n_items <= ITEM_BLOCK;
+    if ((err = reserve_bytes(&rk->zeros, &rk->zeros_cap, block, sizeof(float), 1)))
+        goto out;
+    cl->one_block = cl->mode == MODE_BLEND && n_items <= block;
     if (cl->mode == MODE_BLEND && cl->use_mf) {
         const float *Q = rs_model_item_matrix(m);
         if ((!cl->one_block && (err = reserve(&rk->Qs, &rk->Qs_cap, (size_t)ns * (size_t)k))) ||
@@ -1285,8 +1300,6 @@ static rs_err_t run(struct rs_ranker *rk, struct call *cl, const uint32_t *users
         cl->popw = pop_any ? rk->popw : NULL;
     }
     if (cl->use_nb) {
-        size_t kk = (size_t)rs_neighbors_k(cl->src->neighbors);
-        size_t win = (size_t)rs_neighbors_window(cl->src->neighbors);
         size_t cells = batch * RS_RANKER_MAX_CANDIDATES;
         if ((err =
                  reserve_bytes(&rk->cand, &rk->cand_cap, cells, sizeof(*rk->cand), 0)) ||
@@ -1308,8 +1321,7 @@ static rs_err_t run(struct rs_ranker *rk, struct call *cl, const uint32_t *users
             goto out;
         rk->acc_cap = acc_cap;
         cache_prepare(&rk->nbc, cl->src->neighbors, kk, n_items);
-        /* Direct only where no candidate can be cut (RS_RANKER_MAX_CANDIDATES). */
-        cl->direct = cl->one_block && kk * win <= RS_RANKER_MAX_CANDIDATES;
+        cl->direct = cl->one_block && direct;
     }
 
     size_t j = 0;
