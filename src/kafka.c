@@ -917,15 +917,21 @@ void rs_kafka_set_prefetch(struct rs_kafka *kc, rs_kafka_prefetch_t fn)
     if (kc) kc->prefetch = fn;
 }
 
-/* Hints the prefetch stages for the messages after batch[j] (see kafka.h). */
+/* Hints stage `stage` for message m when it has a key (see kafka.h). */
+static void hint(const struct rs_kafka *kc, const rd_kafka_message_t *m, int stage,
+                 void *opaque)
+{
+    if (!m->err && m->key) kc->prefetch(opaque, m->key, m->key_len, stage);
+}
+
+/* Hints the prefetch stages for the messages after batch[j]: stage s for the
+ * one 3 - s places ahead. */
 static void prefetch_ahead(const struct rs_kafka *kc, rd_kafka_message_t **batch,
                            size_t j, size_t n, void *opaque)
 {
-    for (int stage = 0; stage < 3; stage++) {
-        size_t ahead = j + 3 - (size_t)stage;
-        if (ahead < n && !batch[ahead]->err && batch[ahead]->key)
-            kc->prefetch(opaque, batch[ahead]->key, batch[ahead]->key_len, stage);
-    }
+    for (int stage = 0; stage < 3; stage++)
+        if (j + 3 - (size_t)stage < n)
+            hint(kc, batch[j + 3 - (size_t)stage], stage, opaque);
 }
 
 int rs_kafka_consume(struct rs_kafka *kc, int timeout_ms, size_t max,
@@ -958,8 +964,7 @@ int rs_kafka_consume(struct rs_kafka *kc, int timeout_ms, size_t max,
         if (kc->prefetch) /* the earlier stages of the second and third */
             for (size_t j = 1; j < 3 && j < (size_t)got; j++)
                 for (int stage = 0; stage < 3 - (int)j; stage++)
-                    if (!batch[j]->err && batch[j]->key)
-                        kc->prefetch(opaque, batch[j]->key, batch[j]->key_len, stage);
+                    hint(kc, batch[j], stage, opaque);
         for (ssize_t j = 0; j < got; j++) {
             if (kc->prefetch) prefetch_ahead(kc, batch, (size_t)j, (size_t)got, opaque);
             handled += handle(kc, &h, batch[j], handler, opaque);

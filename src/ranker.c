@@ -870,41 +870,45 @@ struct reg_top {
     __m512i w0, w1; /* reasons */
 };
 
+/* Lanes l > pos of the 32-lane pair (r0, r1) take lane l - 1 (masks a0, a1:
+ * from within the low register, or across from the low one into the high
+ * one) and lane pos takes v (masks p0, p1): an insertion at pos. */
 __attribute__((target("avx512f"))) static inline __attribute__((always_inline)) void
-reg_top_insert(struct reg_top *t, uint32_t valid, float score, uint32_t item, uint32_t why)
+shift_in_epi32(__m512i *r0, __m512i *r1, __mmask16 a0, __mmask16 a1, __mmask16 p0,
+               __mmask16 p1, uint32_t v)
 {
-    /* Lane l of the shifted list takes lane l - 1: from within the low register,
-     * or across from the low one into the high one. */
     const __m512i lo = _mm512_set_epi32(14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 0);
     const __m512i hi =
         _mm512_set_epi32(30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15);
+    __m512i vv = _mm512_set1_epi32((int)v);
+    __m512i x1 =
+        _mm512_mask_blend_epi32(a1, *r1, _mm512_permutex2var_epi32(*r0, hi, *r1));
+    __m512i x0 = _mm512_mask_permutexvar_epi32(*r0, a0, lo, *r0);
+    *r0 = _mm512_mask_mov_epi32(x0, p0, vv);
+    *r1 = _mm512_mask_mov_epi32(x1, p1, vv);
+}
+
+__attribute__((target("avx512f"))) static inline __attribute__((always_inline)) void
+reg_top_insert(struct reg_top *t, uint32_t valid, float score, uint32_t item,
+               uint32_t why)
+{
     __m512 v = _mm512_set1_ps(score);
     uint32_t ge = ((uint32_t)_mm512_cmp_ps_mask(t->s0, v, _CMP_GE_OQ) |
                    (uint32_t)_mm512_cmp_ps_mask(t->s1, v, _CMP_GE_OQ) << 16) &
                   valid;
-    uint32_t pos = (uint32_t)__builtin_popcount(ge);
+    uint32_t pos = (uint32_t)__builtin_popcount(ge), bits;
     uint32_t after = ~((2u << pos) - 1u), at = 1u << pos;
     __mmask16 a0 = (__mmask16)after, a1 = (__mmask16)(after >> 16);
     __mmask16 p0 = (__mmask16)at, p1 = (__mmask16)(at >> 16);
+    /* The scores move as bits, like the items and reasons. */
+    __m512i s0 = _mm512_castps_si512(t->s0), s1 = _mm512_castps_si512(t->s1);
 
-    __m512 s1 = _mm512_mask_blend_ps(a1, t->s1, _mm512_permutex2var_ps(t->s0, hi, t->s1));
-    __m512 s0 = _mm512_mask_permutexvar_ps(t->s0, a0, lo, t->s0);
-    t->s0 = _mm512_mask_mov_ps(s0, p0, v);
-    t->s1 = _mm512_mask_mov_ps(s1, p1, v);
-
-    __m512i vi = _mm512_set1_epi32((int)item);
-    __m512i i1 =
-        _mm512_mask_blend_epi32(a1, t->i1, _mm512_permutex2var_epi32(t->i0, hi, t->i1));
-    __m512i i0 = _mm512_mask_permutexvar_epi32(t->i0, a0, lo, t->i0);
-    t->i0 = _mm512_mask_mov_epi32(i0, p0, vi);
-    t->i1 = _mm512_mask_mov_epi32(i1, p1, vi);
-
-    __m512i vw = _mm512_set1_epi32((int)why);
-    __m512i w1 =
-        _mm512_mask_blend_epi32(a1, t->w1, _mm512_permutex2var_epi32(t->w0, hi, t->w1));
-    __m512i w0 = _mm512_mask_permutexvar_epi32(t->w0, a0, lo, t->w0);
-    t->w0 = _mm512_mask_mov_epi32(w0, p0, vw);
-    t->w1 = _mm512_mask_mov_epi32(w1, p1, vw);
+    memcpy(&bits, &score, sizeof(bits));
+    shift_in_epi32(&s0, &s1, a0, a1, p0, p1, bits);
+    t->s0 = _mm512_castsi512_ps(s0);
+    t->s1 = _mm512_castsi512_ps(s1);
+    shift_in_epi32(&t->i0, &t->i1, a0, a1, p0, p1, item);
+    shift_in_epi32(&t->w0, &t->w1, a0, a1, p0, p1, why);
 }
 
 /* The block's scores at columns c..c+15 (lanes past nb masked out in *live). */

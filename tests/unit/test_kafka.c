@@ -131,9 +131,15 @@ struct hints {
     int bad_keys;
 };
 
+/* The handler's counter first, so count_handler reads it from the same opaque. */
+struct hinted {
+    struct counter c;
+    struct hints h;
+};
+
 static void count_hint(void *opaque, const void *key, size_t key_len, int stage)
 {
-    struct hints *h = (struct hints *)((struct counter *)opaque + 1);
+    struct hints *h = &((struct hinted *)opaque)->h;
     const char *k = key;
     if (stage < 0 || stage > 2 || key_len != 2 || k[0] != 'u' || k[1] < '0' || k[1] > '6')
         h->bad_keys++;
@@ -148,10 +154,7 @@ static void test_prefetch_hints_name_keys_ahead(void **state)
     struct rs_kafka *owner = rs_kafka_consumer_create(owner_conf, errstr, sizeof(errstr));
     struct rs_config *conf;
     struct rs_kafka *kc;
-    struct {
-        struct counter c;
-        struct hints h;
-    } s = {{0, -1, -1}, {{0, 0, 0}, 0}};
+    struct hinted s = {{0, -1, -1}, {{0, 0, 0}, 0}};
     (void)state;
 
     assert_non_null(owner);
