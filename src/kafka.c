@@ -1072,25 +1072,46 @@ const char *rs_kafka_embedded_bootstraps(const struct rs_kafka *kc)
     return kc->bootstraps;
 }
 
+/* How long the log end offsets asked of the brokers while paused may take. */
+#define PAUSED_END_QUERY_MS 200
+
+/* While paused nothing is fetched, so the cached high watermarks stop where
+ * the last fetch left them. Asks the brokers for the log end offsets instead
+ * (one ListOffsets request per leader); on failure the cached values stand. */
+static rd_kafka_topic_partition_list_t *query_ends(struct rs_kafka *kc,
+                                                   const rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *ends = rd_kafka_topic_partition_list_copy(parts);
+    for (int i = 0; i < ends->cnt; i++) ends->elems[i].offset = RD_KAFKA_OFFSET_END;
+    if (rd_kafka_offsets_for_times(kc->rk, ends, PAUSED_END_QUERY_MS)) {
+        rd_kafka_topic_partition_list_destroy(ends);
+        return NULL;
+    }
+    return ends;
+}
+
 size_t rs_kafka_lag(struct rs_kafka *kc, struct rs_kafka_lag *out, size_t max)
 {
-    rd_kafka_topic_partition_list_t *parts = NULL;
+    rd_kafka_topic_partition_list_t *parts = NULL, *ends = NULL;
     size_t n = 0;
 
     if (!kc->is_consumer || rd_kafka_assignment(kc->rk, &parts) || !parts) return 0;
     rd_kafka_position(kc->rk, parts);
+    if (kc->paused && parts->cnt > 0) ends = query_ends(kc, parts);
     for (int i = 0; i < parts->cnt && n < max; i++) {
         const rd_kafka_topic_partition_t *tp = &parts->elems[i];
         int64_t lo = -1, hi = -1;
         snprintf(out[n].topic, sizeof(out[n].topic), "%s", tp->topic);
         out[n].partition = tp->partition;
         out[n].lag = -1;
-        if (rd_kafka_get_watermark_offsets(kc->rk, tp->topic, tp->partition, &lo, &hi) ==
-                RD_KAFKA_RESP_ERR_NO_ERROR &&
-            hi >= 0 && tp->offset >= 0)
-            out[n].lag = hi > tp->offset ? hi - tp->offset : 0;
+        if (rd_kafka_get_watermark_offsets(kc->rk, tp->topic, tp->partition, &lo, &hi))
+            hi = -1;
+        if (ends && !ends->elems[i].err && ends->elems[i].offset > hi)
+            hi = ends->elems[i].offset;
+        if (hi >= 0 && tp->offset >= 0) out[n].lag = hi > tp->offset ? hi - tp->offset : 0;
         n++;
     }
+    if (ends) rd_kafka_topic_partition_list_destroy(ends);
     rd_kafka_topic_partition_list_destroy(parts);
     return n;
 }

@@ -155,9 +155,11 @@ struct rs_kafka_lag {
 };
 
 /*
- * Fills out[0..max) with the lag of every assigned partition, from the
- * watermarks librdkafka caches from its fetch responses (no broker round
- * trip), and returns how many were written.
+ * Fills out[0..max) with the lag of every assigned partition and returns how
+ * many were written. The log end offsets are the watermarks librdkafka caches
+ * from its fetch responses (no broker round trip); while the consumer is
+ * paused they are asked of the brokers (blocking up to 200 ms), as the cache
+ * no longer moves then.
  */
 size_t rs_kafka_lag(struct rs_kafka *kc, struct rs_kafka_lag *out, size_t max);
 
