@@ -249,13 +249,25 @@ static struct ev *make_events(size_t n, uint32_t users, uint32_t items)
     return e;
 }
 
+/* A neighbours object as the daemon makes one: its order weights are the
+ * [neighbors] defaults. */
+static struct rs_neighbors *default_neighbors(int window)
+{
+    struct rs_config *conf = rs_config_create();
+    struct rs_neighbors *nb = rs_neighbors_create(20, window, 604800);
+    if (!conf || !nb) exit(1);
+    rs_neighbors_set_order(nb, conf->neighbors_backward_weight, conf->neighbors_gap_decay);
+    rs_config_destroy(conf);
+    return nb;
+}
+
 static int bench_neighbors(size_t events, int window, uint32_t items, uint32_t users)
 {
     enum { REPS = 3 };
     struct ev *e = make_events(events, users, items);
     double t[REPS];
     for (int r = 0; r < REPS; r++) {
-        struct rs_neighbors *nb = rs_neighbors_create(20, window, 604800);
+        struct rs_neighbors *nb = default_neighbors(window);
         /* Grow the arrays first: the steady state is what is measured. */
         rs_neighbors_add(nb, users - 1, items - 1, 0);
         uint64_t t0 = rs_mono_ns();
@@ -296,7 +308,7 @@ static int bench_model(size_t events, int window, uint32_t items, uint32_t users
         snprintf(iid[i], 16, "i%u", i);
     for (int r = 0; r < REPS; r++) {
         struct rs_model *m = make_model(users, items, 64);
-        struct rs_neighbors *nb = rs_neighbors_create(20, window, 604800);
+        struct rs_neighbors *nb = default_neighbors(window);
         struct rs_popularity *pop = rs_popularity_create(604800);
         rs_neighbors_add(nb, users - 1, items - 1, 0);
         uint64_t t0 = rs_mono_ns();

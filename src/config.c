@@ -191,18 +191,23 @@ static const struct opt opts[] = {
             "half-life of co-occurrence weights, seconds"),
     DBL("neighbors", "shrink", neighbors_shrink, "2", 0, 1000000,
         "support shrinkage: similarities are scaled by c / (c + shrink), c the co-occurrences"),
+    DBL("neighbors", "backward_weight", neighbors_backward_weight, "0.25", 0, 1,
+        "weight of a pair in the later item's row (1 in the earlier one's); 1: symmetric"),
+    DBL("neighbors", "gap_decay", neighbors_gap_decay, "0.1", 0, 0.99,
+        "each step between two items of a user's recent history scales their pair "
+        "by 1 - gap_decay; 0: every pair in the window counts alike"),
 
     DBL_POS("popularity", "half_life_s", popularity_half_life_s, "604800", HUGE_VAL,
             "half-life of popularity (trending) weights, seconds"),
 
     INT("ranking", "top_n", top_n, "20", 1, 1000, "items in each published list"),
-    DBL("ranking", "mf_weight", mf_weight, "0.1", 0, 1000,
+    DBL("ranking", "mf_weight", mf_weight, "0.02", 0, 1000,
         "weight of the matrix-factorisation score"),
     DBL("ranking", "neighbor_weight", neighbor_weight, "1.0", 0, 1000,
         "weight of the item-neighbour score"),
-    DBL("ranking", "popularity_weight", popularity_weight, "0.05", 0, 1000,
+    DBL("ranking", "popularity_weight", popularity_weight, "0.025", 0, 1000,
         "weight of the popularity score"),
-    DBL("ranking", "recency_decay", recency_decay, "0", 0, 0.99,
+    DBL("ranking", "recency_decay", recency_decay, "0.1", 0, 0.99,
         "each step back in a user's recent items scales that item's neighbour "
         "similarities by 1 - recency_decay; 0: all recent items count alike"),
     INT("ranking", "neighbor_list_max_age_ms", neighbor_list_max_age_ms, "250", 0, 60000,

@@ -48,6 +48,8 @@ struct rs_neighbors {
     uint64_t rng; /* replacement draws; saved, so a loaded state continues the same */
     uint64_t instance, changes, events; /* rs_neighbors_stamp */
     double shrink;              /* lambda of the support factor; 0: none */
+    float backward;             /* rs_neighbors_set_order: weight in the later item's row */
+    float *gap_w;               /* window: (1 - gap_decay)^g, g steps back from the newest */
     int64_t clock;              /* the latest event time seen */
 
     uint32_t n_items, cap_items;
@@ -113,6 +115,13 @@ struct rs_neighbors *rs_neighbors_create(int k, int window, double half_life_s)
     nb->instance = atomic_fetch_add(&next_instance, 1);
     nb->shrink = RS_NEIGHBORS_SHRINK_DEFAULT;
     nb->clock = INT64_MIN;
+    nb->backward = 1.0f;
+    nb->gap_w = malloc((size_t)window * sizeof(*nb->gap_w));
+    if (!nb->gap_w) {
+        free(nb);
+        return NULL;
+    }
+    for (int g = 0; g < window; g++) nb->gap_w[g] = 1.0f;
     return nb;
 }
 
@@ -123,6 +132,7 @@ void rs_neighbors_destroy(struct rs_neighbors *nb)
     free(nb->queue);
     free(nb->ring);
     free(nb->ring_n);
+    free(nb->gap_w);
     free(nb);
 }
 
@@ -299,8 +309,8 @@ static inline uint32_t min_slot(const float *cnt, uint32_t n)
     return m;
 }
 
-/* Adds d to C_row,partner in row's Space-Saving slots. */
-static void bump(struct rs_neighbors *nb, uint32_t row, uint32_t partner, float d)
+/* Adds w to C_row,partner in row's Space-Saving slots. */
+static void bump(struct rs_neighbors *nb, uint32_t row, uint32_t partner, float w)
 {
     struct row_head *hd = head(nb, row);
     uint32_t *ids = row_ids(nb, row);
@@ -310,12 +320,12 @@ static void bump(struct rs_neighbors *nb, uint32_t row, uint32_t partner, float 
 
     s = find_slot(ids, used, partner);
     if (s < used) {
-        cnt[s] += d;
+        cnt[s] += w;
         return;
     }
     if (used < nb->slots) {
         ids[used] = partner;
-        cnt[used] = d;
+        cnt[used] = w;
         row_err(nb, row)[used] = 0;
         hd->meta++;
         return;
@@ -324,18 +334,20 @@ static void bump(struct rs_neighbors *nb, uint32_t row, uint32_t partner, float 
      * Full: a fresh partner, or else one drawn with probability d / (m + d),
      * takes the slot with the smallest count m, inheriting m as its error;
      * otherwise the increment is dropped (it belonged to no held partner).
+     * Fresh means at most w occurrences: a new item takes a slot at once
+     * where its pair counts in full (the row of the item just before it).
      * The draw uses the row's min_hint for m, a lower bound of it that is
      * exact after each scan: admission is at most slightly more likely, and
      * the scan runs only when a partner is admitted.
      */
-    if (head(nb, partner)->occ > FRESH_OCCURRENCES * (double)d &&
-        uniform(nb) * (double)(hd->min_hint + d) >= (double)d)
+    if (head(nb, partner)->occ > FRESH_OCCURRENCES * (double)w &&
+        uniform(nb) * (double)(hd->min_hint + w) >= (double)w)
         return;
     m = min_slot(cnt, used);
     hd->min_hint = cnt[m];
     ids[m] = partner;
     row_err(nb, row)[m] = cnt[m];
-    cnt[m] += d;
+    cnt[m] += w;
 }
 
 rs_err_t rs_neighbors_add(struct rs_neighbors *nb, uint32_t user, uint32_t item,
@@ -378,8 +390,9 @@ rs_err_t rs_neighbors_add(struct rs_neighbors *nb, uint32_t user, uint32_t item,
     head(nb, item)->occ += d;
     for (uint32_t r = 0; r < n; r++) {
         uint32_t j = ring[r];
-        bump(nb, item, j, d);
-        bump(nb, j, item, d);
+        float w = d * nb->gap_w[n - 1 - r]; /* j came before item */
+        bump(nb, item, j, w * nb->backward);
+        bump(nb, j, item, w);
         mark_changed(nb, j);
     }
     if (n > 0) mark_changed(nb, item);
@@ -437,6 +450,17 @@ rs_err_t rs_neighbors_set_shrink(struct rs_neighbors *nb, double shrink)
     if (!nb || !(shrink >= 0) || !isfinite(shrink)) return RS_EINVAL;
     if (shrink != nb->shrink) nb->changes++;
     nb->shrink = shrink;
+    return RS_OK;
+}
+
+rs_err_t rs_neighbors_set_order(struct rs_neighbors *nb, double backward_weight,
+                                double gap_decay)
+{
+    if (!nb || !(backward_weight >= 0 && backward_weight <= 1) ||
+        !(gap_decay >= 0 && gap_decay < 1))
+        return RS_EINVAL;
+    nb->backward = (float)backward_weight;
+    for (int g = 0; g < nb->window; g++) nb->gap_w[g] = (float)pow(1.0 - gap_decay, g);
     return RS_OK;
 }
 

@@ -145,7 +145,10 @@ struct rs_pipeline *rs_pipeline_create(const struct rs_config *conf,
     if (!p->users || !p->items || !p->model || !p->history || !p->dirty || !p->ranker ||
         !p->recs || !p->neighbors || !p->popularity || !p->sim_recs || !p->served)
         goto nomem;
-    rs_neighbors_set_shrink(p->neighbors, conf->neighbors_shrink); /* checked by config */
+    /* checked by config */
+    rs_neighbors_set_shrink(p->neighbors, conf->neighbors_shrink);
+    rs_neighbors_set_order(p->neighbors, conf->neighbors_backward_weight,
+                           conf->neighbors_gap_decay);
     rs_ranker_set_list_staleness(p->ranker, (uint64_t)conf->neighbor_list_max_age_ms,
                                  (uint64_t)conf->neighbor_list_max_events);
     rs_buf_init(&p->key);
@@ -1291,9 +1294,12 @@ rs_err_t rs_pipeline_snapshot_load(void *ctx, const struct rs_snapshot *snap, ch
         err = RS_ECORRUPT;
         goto done;
     }
-    /* Neither is in the neighbours' section: the shrinkage is configuration, and
-     * their clock (the latest event time) is popularity's, which saw every event. */
+    /* None is in the neighbours' section: the shrinkage and the order weights
+     * are configuration, and their clock (the latest event time) is
+     * popularity's, which saw every event. */
     rs_neighbors_set_shrink(to->neighbors, p->conf->neighbors_shrink);
+    rs_neighbors_set_order(to->neighbors, p->conf->neighbors_backward_weight,
+                           p->conf->neighbors_gap_decay);
     rs_neighbors_set_clock(to->neighbors, rs_popularity_clock(to->popularity));
     swap_state(p, to);
     p->forgotten_sent = 0;

@@ -76,6 +76,8 @@ struct rs_config {
     int neighbors_window;
     double neighbors_half_life_s;
     double neighbors_shrink;
+    double neighbors_backward_weight; /* a pair's weight in the later item's row */
+    double neighbors_gap_decay;       /* per step between the pair's items */
 
     /* [popularity] */
     double popularity_half_life_s;

@@ -111,12 +111,14 @@ static void test_defaults_match_documented_values(void **state)
     assert_int_equal(conf->neighbors_window, 20);
     assert_true(conf->neighbors_half_life_s == 315360000.0);
     assert_true(conf->neighbors_shrink == 2.0);
+    assert_true(conf->neighbors_backward_weight == 0.25);
+    assert_true(conf->neighbors_gap_decay == 0.1);
     assert_true(conf->popularity_half_life_s == 604800.0);
     assert_int_equal(conf->top_n, 20);
-    assert_true(conf->mf_weight == 0.1);
+    assert_true(conf->mf_weight == 0.02);
     assert_true(conf->neighbor_weight == 1.0);
-    assert_true(conf->popularity_weight == 0.05);
-    assert_true(conf->recency_decay == 0.0);
+    assert_true(conf->popularity_weight == 0.025);
+    assert_true(conf->recency_decay == 0.1);
     assert_int_equal(conf->neighbor_list_max_age_ms, 250);
     assert_true(conf->neighbor_list_max_events == 0);
     assert_string_equal(conf->snapshot_dir, "./snapshots");
@@ -694,6 +696,9 @@ static void test_shipped_config_loads_and_states_the_defaults(void **state)
     assert_int_equal(conf->neighbors_k, def->neighbors_k);
     assert_int_equal(conf->neighbors_window, def->neighbors_window);
     assert_true(conf->neighbors_half_life_s == def->neighbors_half_life_s);
+    assert_true(conf->neighbors_shrink == def->neighbors_shrink);
+    assert_true(conf->neighbors_backward_weight == def->neighbors_backward_weight);
+    assert_true(conf->neighbors_gap_decay == def->neighbors_gap_decay);
     assert_int_equal(conf->top_n, def->top_n);
     assert_true(conf->mf_weight == def->mf_weight);
     assert_true(conf->neighbor_weight == def->neighbor_weight);

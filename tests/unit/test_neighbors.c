@@ -2,7 +2,7 @@
  * test_neighbors.c - unit tests of the online item neighbours: similarities
  * equal a brute-force computation of the documented formula on small random
  * streams (with decay across many half-lives, with and without the support
- * shrinkage), the top-K list is that
+ * shrinkage, with symmetric pairs and pairs weighed by order), the top-K list is that
  * brute-force order, memory per item stays fixed and the heavy partner is
  * kept under an adversarial stream of endless new partners, rings hold the
  * last `window` distinct items, and state survives save/load.
@@ -42,7 +42,9 @@ struct brute {
     double N[BF_ITEMS];
 };
 
-static void brute_add(struct brute *b, uint32_t u, uint32_t i, double t_s, double h_s)
+/* back: the pair's weight in the later item's row; gap: decay per step apart. */
+static void brute_add(struct brute *b, uint32_t u, uint32_t i, double t_s, double h_s,
+                      double back, double gap)
 {
     double d = exp2(t_s / h_s);
     int n = b->ring_n[u], pos;
@@ -56,8 +58,9 @@ static void brute_add(struct brute *b, uint32_t u, uint32_t i, double t_s, doubl
     }
     b->N[i] += d;
     for (int r = 0; r < n; r++) {
-        b->C[i][b->ring[u][r]] += d;
-        b->C[b->ring[u][r]][i] += d;
+        double w = d * pow(1.0 - gap, n - 1 - r); /* ring[r] came n - 1 - r steps back */
+        b->C[i][b->ring[u][r]] += back * w;
+        b->C[b->ring[u][r]][i] += w;
     }
     if (n == BF_WINDOW) {
         for (int r = 0; r + 1 < n; r++)
@@ -90,11 +93,15 @@ static void test_similarity_matches_brute_force_on_small_streams(void **state)
         /* k = BF_ITEMS: 2k slots, more than the partners, so nothing is evicted. */
         double h = trial % 3 == 0 ? 1.0 : 3600.0;
         double shrink = trial % 4 == 0 ? 0.0 : trial % 4 == 1 ? 0.5 : 2.0, clock = 0;
+        /* Symmetric (b = 1, no gap decay: a new object's state), then ordered. */
+        double back = trial < 10 ? 1.0 : trial % 2 ? 0.25 : 0.0;
+        double gap = trial < 10 ? 0.0 : trial % 3 == 1 ? 0.3 : 0.05;
         struct rs_neighbors *nb = rs_neighbors_create(BF_ITEMS, BF_WINDOW, h);
         struct brute *b = calloc(1, sizeof(*b));
         double t = 0;
         assert_non_null(nb);
         assert_int_equal(rs_neighbors_set_shrink(nb, shrink), RS_OK);
+        if (trial >= 10) assert_int_equal(rs_neighbors_set_order(nb, back, gap), RS_OK);
         assert_non_null(b);
         for (int e = 0; e < 400; e++) {
             uint32_t u = (uint32_t)(trng(&s) % BF_USERS);
@@ -103,7 +110,7 @@ static void test_similarity_matches_brute_force_on_small_streams(void **state)
                 (uint32_t)((trng(&s) % BF_ITEMS) * (trng(&s) % BF_ITEMS) / BF_ITEMS);
             t += (double)(trng(&s) % 500) / 1000.0; /* up to ~100 half-lives when h = 1 */
             assert_int_equal(rs_neighbors_add(nb, u, i, (int64_t)(t * 1000.0)), RS_OK);
-            brute_add(b, u, i, floor(t * 1000.0) / 1000.0, h);
+            brute_add(b, u, i, floor(t * 1000.0) / 1000.0, h, back, gap);
             clock = floor(t * 1000.0) / 1000.0;
         }
         assert_true(rs_neighbors_clock(nb) == (int64_t)(t * 1000.0));
@@ -187,11 +194,11 @@ test_ring_keeps_last_window_distinct_items_and_replays_add_nothing(void **state)
  * partners it never sees twice, and with item 1 in a third of its pairs.
  * Memory must not move once every item exists, and the Space-Saving
  * guarantee (a partner with more than 1/S of the row's weight is held) must
- * keep item 1 as item 0's best neighbour.
+ * keep item 1 as item 0's best neighbour. Both with symmetric pairs and with
+ * pairs weighed by order (half of item 0's pairs are backward ones then).
  */
-static void test_memory_per_item_is_fixed_under_an_adversarial_stream(void **state)
+static void adversarial_stream(double back, double gap)
 {
-    (void)state;
     const int k = 4; /* S = 8 slots */
     const uint32_t items = 5000, users = 100;
     struct rs_neighbors *nb = rs_neighbors_create(k, 1, 3600.0);
@@ -200,6 +207,7 @@ static void test_memory_per_item_is_fixed_under_an_adversarial_stream(void **sta
     struct rs_rec out[8];
 
     assert_non_null(nb);
+    assert_int_equal(rs_neighbors_set_order(nb, back, gap), RS_OK);
     /* Make every item and user exist, then measure. */
     assert_int_equal(rs_neighbors_add(nb, users - 1, items - 1, 0), RS_OK);
     for (uint64_t e = 0; e < 400000; e++) {
@@ -233,6 +241,13 @@ static void test_memory_per_item_is_fixed_under_an_adversarial_stream(void **sta
     for (size_t r = 1; r < n; r++)
         assert_true(out[r].score < out[0].score / 100);
     rs_neighbors_destroy(nb);
+}
+
+static void test_memory_per_item_is_fixed_under_an_adversarial_stream(void **state)
+{
+    (void)state;
+    adversarial_stream(1.0, 0.0);
+    adversarial_stream(0.25, 0.05);
 }
 
 static void test_changed_items_are_queued_once_until_taken(void **state)
@@ -394,6 +409,13 @@ static void test_bad_arguments_are_refused(void **state)
     assert_int_equal(rs_neighbors_set_shrink(nb, -1), RS_EINVAL);
     assert_int_equal(rs_neighbors_set_shrink(nb, NAN), RS_EINVAL);
     assert_int_equal(rs_neighbors_set_shrink(nb, 0), RS_OK);
+    assert_int_equal(rs_neighbors_set_order(nb, -0.1, 0), RS_EINVAL);
+    assert_int_equal(rs_neighbors_set_order(nb, 1.5, 0), RS_EINVAL);
+    assert_int_equal(rs_neighbors_set_order(nb, NAN, 0), RS_EINVAL);
+    assert_int_equal(rs_neighbors_set_order(nb, 0.5, 1.0), RS_EINVAL);
+    assert_int_equal(rs_neighbors_set_order(nb, 0.5, -0.1), RS_EINVAL);
+    assert_int_equal(rs_neighbors_set_order(NULL, 0.5, 0.1), RS_EINVAL);
+    assert_int_equal(rs_neighbors_set_order(nb, 0, 0.99), RS_OK);
     rs_neighbors_destroy(nb);
     rs_neighbors_destroy(NULL);
 }
