@@ -110,13 +110,36 @@ static double median(double *v, int n)
 
 /* ---- rank ---- */
 
+/* A neighbours object as the daemon makes one: its order weights are the
+ * [neighbors] defaults. */
+static struct rs_neighbors *default_neighbors(int window)
+{
+    struct rs_config *conf = rs_config_create();
+    struct rs_neighbors *nb = rs_neighbors_create(20, window, 604800);
+    if (!conf || !nb) exit(1);
+    rs_neighbors_set_order(nb, conf->neighbors_backward_weight, conf->neighbors_gap_decay);
+    rs_config_destroy(conf);
+    return nb;
+}
+
+/* The [ranking] defaults as blend weights. */
+static struct rs_rank_weights default_weights(void)
+{
+    struct rs_config *conf = rs_config_create();
+    if (!conf) exit(1);
+    struct rs_rank_weights w = {(float)conf->mf_weight, (float)conf->neighbor_weight,
+                                (float)conf->popularity_weight, (float)conf->recency_decay};
+    rs_config_destroy(conf);
+    return w;
+}
+
 static int bench_rank(uint32_t items, int k, uint32_t users)
 {
     enum { REPS = 5 };
     uint32_t n_users = 4 * users;
     struct rs_model *m = make_model(n_users, items, k);
     struct rs_history *h = rs_history_create();
-    struct rs_neighbors *nb = rs_neighbors_create(20, 20, 604800);
+    struct rs_neighbors *nb = default_neighbors(20);
     struct rs_popularity *pop = rs_popularity_create(604800);
     struct rs_ranker *rk = rs_ranker_create(20, BATCH);
     uint32_t *ulist = malloc(users * sizeof(*ulist));
@@ -129,7 +152,7 @@ static int bench_rank(uint32_t items, int k, uint32_t users)
     double t_gemm[REPS], t_gemm1[REPS], t_gemv[REPS], t_raw[REPS], t_blend[REPS],
         t_exact[REPS], t_bmf[REPS], t_bnb[REPS];
     struct rs_rank_weights w_mf = {1.0f, 0, 0, 0}, w_nb = {0, 1.0f, 0, 0};
-    struct rs_rank_weights w = {0.1f, 1.0f, 0.05f, 0}; /* the defaults */
+    struct rs_rank_weights w = default_weights();
     struct rs_rank_sources src = {m, h, nb, pop};
     const float *Q = rs_model_item_matrix(m);
 
@@ -247,18 +270,6 @@ static struct ev *make_events(size_t n, uint32_t users, uint32_t items)
         e[x].item = skewed(items);
     }
     return e;
-}
-
-/* A neighbours object as the daemon makes one: its order weights are the
- * [neighbors] defaults. */
-static struct rs_neighbors *default_neighbors(int window)
-{
-    struct rs_config *conf = rs_config_create();
-    struct rs_neighbors *nb = rs_neighbors_create(20, window, 604800);
-    if (!conf || !nb) exit(1);
-    rs_neighbors_set_order(nb, conf->neighbors_backward_weight, conf->neighbors_gap_decay);
-    rs_config_destroy(conf);
-    return nb;
 }
 
 static int bench_neighbors(size_t events, int window, uint32_t items, uint32_t users)
