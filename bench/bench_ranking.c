@@ -151,8 +151,9 @@ static int bench_rank(uint32_t items, int k, uint32_t users)
     float *y = malloc((size_t)items * sizeof(float));
     double t_gemm[REPS], t_gemm1[REPS], t_gemv[REPS], t_raw[REPS], t_blend[REPS],
         t_exact[REPS], t_bmf[REPS], t_bnb[REPS];
-    struct rs_rank_weights w_mf = {1.0f, 0, 0, 0}, w_nb = {0, 1.0f, 0, 0};
     struct rs_rank_weights w = default_weights();
+    /* Each signal alone, the neighbour term as the blend's (its recency decay). */
+    struct rs_rank_weights w_mf = {1.0f, 0, 0, 0}, w_nb = {0, 1.0f, 0, w.recency_decay};
     struct rs_rank_sources src = {m, h, nb, pop};
     const float *Q = rs_model_item_matrix(m);
 

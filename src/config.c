@@ -192,7 +192,8 @@ static const struct opt opts[] = {
     DBL("neighbors", "shrink", neighbors_shrink, "2", 0, 1000000,
         "support shrinkage: similarities are scaled by c / (c + shrink), c the co-occurrences"),
     DBL("neighbors", "backward_weight", neighbors_backward_weight, "0.25", 0, 1,
-        "weight of a pair in the later item's row (1 in the earlier one's); 1: symmetric"),
+        "weight of a pair in the later item's row (1 in the earlier one's); "
+        "1 with gap_decay 0: symmetric"),
     DBL("neighbors", "gap_decay", neighbors_gap_decay, "0.1", 0, 0.99,
         "each step between two items of a user's recent history scales their pair "
         "by 1 - gap_decay; 0: every pair in the window counts alike"),

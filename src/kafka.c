@@ -13,7 +13,9 @@
  * broker has acknowledged it, re-sending after a failed delivery; the owner
  * asks how many are still unacknowledged before it makes offsets durable.
  * The consumer can also be paused and resumed as a whole (back-pressure), and
- * it retries a failed offset commit until a newer one replaces it.
+ * it retries a failed offset commit until a newer one replaces it. Its lag is
+ * read from the watermarks librdkafka caches from fetch responses; while
+ * paused nothing is fetched, so the log end offsets are asked of the brokers.
  *
  * With `brokers = embedded` the handle also owns a librdkafka mock cluster
  * (rdkafka_mock.h): a small Kafka-protocol broker on loopback inside this
@@ -32,6 +34,10 @@
 
 #define DEAD_LETTER_RETRY_NS 1000000000ull /* wait before re-sending a failed copy */
 #define COMMIT_RETRY_NS 1000000000ull      /* wait before retrying a failed commit */
+/* While paused: how long asking the brokers for log end offsets may block, and
+ * the wait before asking again after a failed ask (the cached answer stands). */
+#define END_QUERY_MS 200
+#define END_QUERY_RETRY_NS 10000000000ull
 /* The producer serves its delivery reports once per this many messages (and
  * whenever its queue is full, and in flush): a poll per message took locks
  * and a clock read for each one, a large share of the producer's CPU. */
@@ -74,6 +80,8 @@ struct rs_kafka {
     /* back-pressure */
     int paused;
     uint64_t pauses;
+    rd_kafka_topic_partition_list_t *ends; /* log end offsets last asked while paused */
+    uint64_t ends_retry_ns;                /* no new ask before this (after a failure) */
     /* the offsets last asked to commit, retried when the commit failed */
     rd_kafka_topic_partition_list_t *want;
     uint64_t commit_retry_at_ns;   /* 0: nothing to retry */
@@ -595,6 +603,7 @@ void rs_kafka_pause(struct rs_kafka *kc)
     if (kc->paused) return;
     kc->paused = 1;
     kc->pauses++;
+    kc->ends_retry_ns = 0;
     pause_resume(kc, 1);
 }
 
@@ -780,6 +789,7 @@ void rs_kafka_destroy(struct rs_kafka *kc)
         dead_letter_free(dl);
     }
     if (kc->want) rd_kafka_topic_partition_list_destroy(kc->want);
+    if (kc->ends) rd_kafka_topic_partition_list_destroy(kc->ends);
     if (kc->mcluster) rd_kafka_mock_cluster_destroy(kc->mcluster);
     if (kc->mock_rk) rd_kafka_destroy(kc->mock_rk);
     free(kc->bootstraps);
@@ -994,6 +1004,7 @@ rs_err_t rs_kafka_commit_offsets(struct rs_kafka *kc, const struct rs_kafka_offs
 
     if (n == 0) return RS_OK;
     if (kc->want) rd_kafka_topic_partition_list_destroy(kc->want);
+    if (kc->ends) rd_kafka_topic_partition_list_destroy(kc->ends);
     kc->want = rd_kafka_topic_partition_list_new((int)n);
     for (size_t i = 0; i < n; i++) {
         rd_kafka_topic_partition_t *tp =
@@ -1072,46 +1083,55 @@ const char *rs_kafka_embedded_bootstraps(const struct rs_kafka *kc)
     return kc->bootstraps;
 }
 
-/* How long the log end offsets asked of the brokers while paused may take. */
-#define PAUSED_END_QUERY_MS 200
-
 /* While paused nothing is fetched, so the cached high watermarks stop where
- * the last fetch left them. Asks the brokers for the log end offsets instead
- * (one ListOffsets request per leader); on failure the cached values stand. */
-static rd_kafka_topic_partition_list_t *query_ends(struct rs_kafka *kc,
-                                                   const rd_kafka_topic_partition_list_t *parts)
+ * the last fetch left them: asks the brokers for the log end offsets of parts
+ * (one ListOffsets request per leader) into kc->ends. After a failure the
+ * last answer stands and the next ask waits END_QUERY_RETRY_NS, so that an
+ * unreachable broker does not block the caller every time. */
+static void ask_ends(struct rs_kafka *kc, const rd_kafka_topic_partition_list_t *parts)
 {
-    rd_kafka_topic_partition_list_t *ends = rd_kafka_topic_partition_list_copy(parts);
+    rd_kafka_topic_partition_list_t *ends;
+    rd_kafka_resp_err_t err;
+    uint64_t now = rs_mono_ns();
+
+    if (now < kc->ends_retry_ns) return;
+    ends = rd_kafka_topic_partition_list_copy(parts);
     for (int i = 0; i < ends->cnt; i++) ends->elems[i].offset = RD_KAFKA_OFFSET_END;
-    if (rd_kafka_offsets_for_times(kc->rk, ends, PAUSED_END_QUERY_MS)) {
+    err = rd_kafka_offsets_for_times(kc->rk, ends, END_QUERY_MS);
+    if (err) {
+        rs_log_limited(&kc->err_limit, RS_LOG_WARN,
+                       "kafka: asking the log end offsets for the lag: %s", rd_kafka_err2str(err));
         rd_kafka_topic_partition_list_destroy(ends);
-        return NULL;
+        kc->ends_retry_ns = now + END_QUERY_RETRY_NS;
+        return;
     }
-    return ends;
+    if (kc->ends) rd_kafka_topic_partition_list_destroy(kc->ends);
+    kc->ends = ends;
+    kc->ends_retry_ns = 0;
 }
 
 size_t rs_kafka_lag(struct rs_kafka *kc, struct rs_kafka_lag *out, size_t max)
 {
-    rd_kafka_topic_partition_list_t *parts = NULL, *ends = NULL;
+    rd_kafka_topic_partition_list_t *parts = NULL;
     size_t n = 0;
 
     if (!kc->is_consumer || rd_kafka_assignment(kc->rk, &parts) || !parts) return 0;
     rd_kafka_position(kc->rk, parts);
-    if (kc->paused && parts->cnt > 0) ends = query_ends(kc, parts);
+    if (kc->paused && parts->cnt > 0) ask_ends(kc, parts);
     for (int i = 0; i < parts->cnt && n < max; i++) {
-        const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        const rd_kafka_topic_partition_t *tp = &parts->elems[i], *end = NULL;
         int64_t lo = -1, hi = -1;
         snprintf(out[n].topic, sizeof(out[n].topic), "%s", tp->topic);
         out[n].partition = tp->partition;
         out[n].lag = -1;
         if (rd_kafka_get_watermark_offsets(kc->rk, tp->topic, tp->partition, &lo, &hi))
             hi = -1;
-        if (ends && !ends->elems[i].err && ends->elems[i].offset > hi)
-            hi = ends->elems[i].offset;
+        if (kc->paused && kc->ends)
+            end = rd_kafka_topic_partition_list_find(kc->ends, tp->topic, tp->partition);
+        if (end && !end->err && end->offset >= 0 && end->offset > hi) hi = end->offset;
         if (hi >= 0 && tp->offset >= 0) out[n].lag = hi > tp->offset ? hi - tp->offset : 0;
         n++;
     }
-    if (ends) rd_kafka_topic_partition_list_destroy(ends);
     rd_kafka_topic_partition_list_destroy(parts);
     return n;
 }

@@ -5,7 +5,9 @@
  * and S = 2k Space-Saving slots (partner ids, then decayed counts, then
  * errors), so an update touches adjacent cache lines that are prefetched for
  * all the ring's rows at once; a FIFO of changed items; and per user, a ring
- * of the last `window` distinct items.
+ * of the last `window` distinct items. A pair's weight by order is the event's
+ * decay weight times a per-gap factor from a table of `window` entries
+ * (rs_neighbors_set_order), scaled by the backward weight in the later item's row.
  *
  * Decay is kept the way popularity.c keeps it: counts are stored relative to
  * a reference time t_ref, so an increment at time t is d = 2^((t - t_ref)/h)
@@ -29,7 +31,8 @@
 #endif
 
 #define RESCALE_EXPONENT 32.0
-/* A partner with at most this many (decayed) occurrences is always admitted. */
+/* A partner with at most this many times the increment's weight in (decayed)
+ * occurrences is always admitted. */
 #define FRESH_OCCURRENCES 1.0
 #define USED_MASK 0xffffu
 #define CHANGED_BIT 0x80000000u
@@ -331,7 +334,7 @@ static void bump(struct rs_neighbors *nb, uint32_t row, uint32_t partner, float 
         return;
     }
     /*
-     * Full: a fresh partner, or else one drawn with probability d / (m + d),
+     * Full: a fresh partner, or else one drawn with probability w / (m + w),
      * takes the slot with the smallest count m, inheriting m as its error;
      * otherwise the increment is dropped (it belonged to no held partner).
      * Fresh means at most w occurrences: a new item takes a slot at once
@@ -391,8 +394,8 @@ rs_err_t rs_neighbors_add(struct rs_neighbors *nb, uint32_t user, uint32_t item,
     for (uint32_t r = 0; r < n; r++) {
         uint32_t j = ring[r];
         float w = d * nb->gap_w[n - 1 - r]; /* j came before item */
-        bump(nb, item, j, w * nb->backward);
-        bump(nb, j, item, w);
+        if (w * nb->backward > 0.0f) bump(nb, item, j, w * nb->backward);
+        if (w > 0.0f) bump(nb, j, item, w);
         mark_changed(nb, j);
     }
     if (n > 0) mark_changed(nb, item);
@@ -460,7 +463,10 @@ rs_err_t rs_neighbors_set_order(struct rs_neighbors *nb, double backward_weight,
         !(gap_decay >= 0 && gap_decay < 1))
         return RS_EINVAL;
     nb->backward = (float)backward_weight;
-    for (int g = 0; g < nb->window; g++) nb->gap_w[g] = (float)pow(1.0 - gap_decay, g);
+    for (int g = 0; g < nb->window; g++) {
+        double f = pow(1.0 - gap_decay, g);
+        nb->gap_w[g] = f < 1e-30 ? 0.0f : (float)f; /* no subnormal weights: 0 adds nothing */
+    }
     return RS_OK;
 }
 

@@ -159,7 +159,8 @@ struct rs_kafka_lag {
  * many were written. The log end offsets are the watermarks librdkafka caches
  * from its fetch responses (no broker round trip); while the consumer is
  * paused they are asked of the brokers (blocking up to 200 ms), as the cache
- * no longer moves then.
+ * no longer moves then. After a failed ask the last answer stands and the
+ * next ask waits 10 s.
  */
 size_t rs_kafka_lag(struct rs_kafka *kc, struct rs_kafka_lag *out, size_t max);
 

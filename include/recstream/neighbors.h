@@ -42,10 +42,10 @@
  * weighted Space-Saving sketch with probabilistic admission: a new partner
  * takes a free slot; when none is free it takes the slot with the smallest
  * count m, inheriting m as its error, if it is fresh (N_j at most the
- * pair's weight w: a new item enters at once the rows where its pair counts
- * in full, that of the item just before it, and with b = 1 and gap_decay = 0
- * all its partners' rows) or else with probability w / (m + w); otherwise
- * the increment is dropped. A held
+ * increment w: a new item enters at once the rows where its pair counts in
+ * full, that of the item just before it, and with gap_decay = 0 all the
+ * earlier items' rows) or else with probability w / (m + w); otherwise the
+ * increment is dropped. A held
  * partner's increments are all counted, so count - error is a lower bound
  * of its true C_ij, and sim uses it.
  * Why not plain Space-Saving (always replace): real co-occurrence rows are

@@ -195,7 +195,8 @@ test_ring_keeps_last_window_distinct_items_and_replays_add_nothing(void **state)
  * Memory must not move once every item exists, and the Space-Saving
  * guarantee (a partner with more than 1/S of the row's weight is held) must
  * keep item 1 as item 0's best neighbour. Both with symmetric pairs and with
- * pairs weighed by order (half of item 0's pairs are backward ones then).
+ * pairs weighed by order (window 1: the backward weight applies to half of
+ * item 0's pairs; the gap decay does not arise, the next test has it).
  */
 static void adversarial_stream(double back, double gap)
 {
@@ -248,6 +249,47 @@ static void test_memory_per_item_is_fixed_under_an_adversarial_stream(void **sta
     (void)state;
     adversarial_stream(1.0, 0.0);
     adversarial_stream(0.25, 0.05);
+}
+
+/*
+ * Admission into a full row when pairs are weighed by order: a new item X
+ * following A then B is fresh where its pair counts in full (B's row: B came
+ * just before it) and enters it at once; in A's row its pair counts half
+ * (gap decay 0.5), so there it is only drawn with probability w / (m + w),
+ * m ~ 40 events' weight. With no gap decay it enters both rows at once.
+ */
+static void fresh_item_after(double back, double gap, float *sim_a, float *sim_b)
+{
+    const uint32_t A = 0, B = 1, X = 4;
+    struct rs_neighbors *nb = rs_neighbors_create(1, 3, 3600.0); /* 2 slots a row */
+    int64_t t = 0;
+    assert_non_null(nb);
+    assert_int_equal(rs_neighbors_set_order(nb, back, gap), RS_OK);
+    /* Rows A and B full with two strong partners each (items 2 and 3). */
+    for (uint32_t u = 10; u < 90; u++) {
+        assert_int_equal(rs_neighbors_add(nb, u, u % 2 ? A : B, t++), RS_OK);
+        assert_int_equal(rs_neighbors_add(nb, u, 2 + (u / 2) % 2, t++), RS_OK);
+    }
+    assert_true(rs_neighbors_sim(nb, A, 2) > 0 && rs_neighbors_sim(nb, A, 3) > 0);
+    assert_true(rs_neighbors_sim(nb, B, 2) > 0 && rs_neighbors_sim(nb, B, 3) > 0);
+    assert_int_equal(rs_neighbors_add(nb, 999, A, t++), RS_OK);
+    assert_int_equal(rs_neighbors_add(nb, 999, B, t++), RS_OK);
+    assert_int_equal(rs_neighbors_add(nb, 999, X, t++), RS_OK);
+    *sim_a = rs_neighbors_sim(nb, A, X);
+    *sim_b = rs_neighbors_sim(nb, B, X);
+    rs_neighbors_destroy(nb);
+}
+
+static void test_a_new_item_enters_the_full_row_of_the_item_just_before_it(void **state)
+{
+    float a, b;
+    (void)state;
+    fresh_item_after(0.25, 0.5, &a, &b);
+    assert_true(b > 0);
+    assert_true(a == 0);
+    fresh_item_after(1.0, 0.0, &a, &b);
+    assert_true(b > 0);
+    assert_true(a > 0);
 }
 
 static void test_changed_items_are_queued_once_until_taken(void **state)
@@ -427,6 +469,7 @@ int main(void)
         cmocka_unit_test(
             test_ring_keeps_last_window_distinct_items_and_replays_add_nothing),
         cmocka_unit_test(test_memory_per_item_is_fixed_under_an_adversarial_stream),
+        cmocka_unit_test(test_a_new_item_enters_the_full_row_of_the_item_just_before_it),
         cmocka_unit_test(test_changed_items_are_queued_once_until_taken),
         cmocka_unit_test(test_save_then_load_gives_the_same_state),
         cmocka_unit_test(test_top_lists_are_the_best_of_all_held_partners),

@@ -23,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include <math.h>
 #include <unistd.h>
 
 #include "recstream/config.h"
@@ -198,6 +199,50 @@ static void feed_range(struct rs_pipeline *p, int from, int to)
     }
 }
 
+/* The score of b among a's similar items (0 when absent). */
+static float similar_score(struct rs_pipeline *p, const char *a, const char *b)
+{
+    struct rs_rec out[8];
+    size_t n, len;
+    assert_int_equal(rs_pipeline_similar(p, a, strlen(a), 8, out, &n), RS_OK);
+    for (size_t j = 0; j < n; j++) {
+        const char *name = rs_idmap_name(rs_pipeline_items(p), out[j].item, &len);
+        if (len == strlen(b) && memcmp(name, b, len) == 0) return out[j].score;
+    }
+    return 0.0f;
+}
+
+/* Every user takes "first" then "next": with the [neighbors] order weights
+ * of the config (backward 0.25 by default) first's row holds next far more
+ * strongly than next's row holds first; with 1 and 0 both are the cosine. */
+static void test_the_pipeline_weighs_pairs_by_the_configured_order(void **state)
+{
+    char errstr[256], json[160];
+    (void)state;
+    for (int symmetric = 0; symmetric < 2; symmetric++) {
+        struct rs_config *conf = symmetric ? conf_with("neighbors.backward_weight=1",
+                                                       "neighbors.gap_decay=0")
+                                           : conf_with(NULL, NULL);
+        struct rs_pipeline *p = rs_pipeline_create(conf, NULL, errstr, sizeof(errstr));
+        assert_non_null(p);
+        for (int u = 0; u < 20; u++) {
+            snprintf(json, sizeof(json), "{\"user\":\"u%d\",\"item\":\"first\",\"type\":\"play\"}", u);
+            assert_int_equal(feed(p, json), RS_REASON_OK);
+            snprintf(json, sizeof(json), "{\"user\":\"u%d\",\"item\":\"next\",\"type\":\"play\"}", u);
+            assert_int_equal(feed(p, json), RS_REASON_OK);
+        }
+        float forward = similar_score(p, "first", "next");
+        float backward = similar_score(p, "next", "first");
+        assert_true(forward > 0 && backward > 0);
+        if (symmetric)
+            assert_true(fabsf(forward - backward) <= 1e-6f * forward);
+        else
+            assert_true(backward < forward / 2);
+        rs_pipeline_destroy(p);
+        rs_config_destroy(conf);
+    }
+}
+
 /* Writes p's snapshot into dir; returns it opened (verified). */
 static struct rs_snapshot *snapshot_of(struct rs_pipeline *p, const struct rs_config *conf,
                                        const char *dir)
@@ -227,8 +272,9 @@ static uint64_t section_sum(const struct rs_snapshot *snap, const char *name)
 
 static void test_a_restored_pipeline_stays_bit_identical_to_one_that_never_stopped(void **state)
 {
-    static const char *state_sections[] = {"users", "items", "model", "history",
-                                           "popularity", "user_events", "offsets", "dirty",
+    static const char *state_sections[] = {"users",      "items",       "model",
+                                           "history",    "neighbors",   "popularity",
+                                           "user_events", "offsets",    "dirty",
                                            "meta"};
     char dir_a[] = "/tmp/rs-test-pipeline.XXXXXX", dir_b[] = "/tmp/rs-test-pipeline.XXXXXX";
     char errstr[512], cmd[128];
@@ -493,6 +539,7 @@ int main(void)
         cmocka_unit_test(test_capacity_bound_refuses_new_users_but_keeps_known_ones),
         cmocka_unit_test(test_lists_blend_trending_neighbours_and_reasons),
         cmocka_unit_test(test_a_restored_pipeline_stays_bit_identical_to_one_that_never_stopped),
+        cmocka_unit_test(test_the_pipeline_weighs_pairs_by_the_configured_order),
         cmocka_unit_test(test_a_snapshot_that_does_not_hold_together_leaves_the_pipeline_alone),
         cmocka_unit_test(test_lists_redis_never_acknowledged_are_published_after_a_restore),
         cmocka_unit_test(test_endless_new_users_evict_the_least_recent_and_memory_stays_flat),
