@@ -80,8 +80,9 @@ struct rs_kafka {
     /* back-pressure */
     int paused;
     uint64_t pauses;
-    rd_kafka_topic_partition_list_t *ends; /* log end offsets last asked while paused */
-    uint64_t ends_retry_ns;                /* no new ask before this (after a failure) */
+    struct rs_kafka_lag *ends; /* log end offsets last asked while paused (in .lag) */
+    size_t ends_cnt;
+    uint64_t ends_retry_ns;    /* no new ask before this (after a failure) */
     /* the offsets last asked to commit, retried when the commit failed */
     rd_kafka_topic_partition_list_t *want;
     uint64_t commit_retry_at_ns;   /* 0: nothing to retry */
@@ -789,7 +790,7 @@ void rs_kafka_destroy(struct rs_kafka *kc)
         dead_letter_free(dl);
     }
     if (kc->want) rd_kafka_topic_partition_list_destroy(kc->want);
-    if (kc->ends) rd_kafka_topic_partition_list_destroy(kc->ends);
+    free(kc->ends);
     if (kc->mcluster) rd_kafka_mock_cluster_destroy(kc->mcluster);
     if (kc->mock_rk) rd_kafka_destroy(kc->mock_rk);
     free(kc->bootstraps);
@@ -1004,7 +1005,6 @@ rs_err_t rs_kafka_commit_offsets(struct rs_kafka *kc, const struct rs_kafka_offs
 
     if (n == 0) return RS_OK;
     if (kc->want) rd_kafka_topic_partition_list_destroy(kc->want);
-    if (kc->ends) rd_kafka_topic_partition_list_destroy(kc->ends);
     kc->want = rd_kafka_topic_partition_list_new((int)n);
     for (size_t i = 0; i < n; i++) {
         rd_kafka_topic_partition_t *tp =
@@ -1085,29 +1085,49 @@ const char *rs_kafka_embedded_bootstraps(const struct rs_kafka *kc)
 
 /* While paused nothing is fetched, so the cached high watermarks stop where
  * the last fetch left them: asks the brokers for the log end offsets of parts
- * (one ListOffsets request per leader) into kc->ends. After a failure the
- * last answer stands and the next ask waits END_QUERY_RETRY_NS, so that an
- * unreachable broker does not block the caller every time. */
+ * (one ListOffsets request per leader) into kc->ends (the offset in .lag).
+ * After a failure the last answer stands and the next ask waits
+ * END_QUERY_RETRY_NS, so that an unreachable broker does not block the caller
+ * every time. */
 static void ask_ends(struct rs_kafka *kc, const rd_kafka_topic_partition_list_t *parts)
 {
-    rd_kafka_topic_partition_list_t *ends;
+    rd_kafka_topic_partition_list_t *q;
+    struct rs_kafka_lag *ends;
     rd_kafka_resp_err_t err;
     uint64_t now = rs_mono_ns();
 
     if (now < kc->ends_retry_ns) return;
-    ends = rd_kafka_topic_partition_list_copy(parts);
-    for (int i = 0; i < ends->cnt; i++) ends->elems[i].offset = RD_KAFKA_OFFSET_END;
-    err = rd_kafka_offsets_for_times(kc->rk, ends, END_QUERY_MS);
-    if (err) {
+    q = rd_kafka_topic_partition_list_copy(parts);
+    for (int i = 0; i < q->cnt; i++) q->elems[i].offset = RD_KAFKA_OFFSET_END;
+    err = rd_kafka_offsets_for_times(kc->rk, q, END_QUERY_MS);
+    ends = err ? NULL : calloc((size_t)q->cnt, sizeof(*ends));
+    if (!ends) {
         rs_log_limited(&kc->err_limit, RS_LOG_WARN,
-                       "kafka: asking the log end offsets for the lag: %s", rd_kafka_err2str(err));
-        rd_kafka_topic_partition_list_destroy(ends);
+                       "kafka: asking the log end offsets for the lag: %s",
+                       err ? rd_kafka_err2str(err) : "out of memory");
+        rd_kafka_topic_partition_list_destroy(q);
         kc->ends_retry_ns = now + END_QUERY_RETRY_NS;
         return;
     }
-    if (kc->ends) rd_kafka_topic_partition_list_destroy(kc->ends);
+    for (int i = 0; i < q->cnt; i++) {
+        snprintf(ends[i].topic, sizeof(ends[i].topic), "%s", q->elems[i].topic);
+        ends[i].partition = q->elems[i].partition;
+        ends[i].lag = q->elems[i].err ? -1 : q->elems[i].offset;
+    }
+    free(kc->ends);
     kc->ends = ends;
+    kc->ends_cnt = (size_t)q->cnt;
     kc->ends_retry_ns = 0;
+    rd_kafka_topic_partition_list_destroy(q);
+}
+
+/* The log end offset of topic[partition] last asked while paused, or -1. */
+static int64_t asked_end(const struct rs_kafka *kc, const char *topic, int32_t partition)
+{
+    for (size_t i = 0; i < kc->ends_cnt; i++)
+        if (kc->ends[i].partition == partition && strcmp(kc->ends[i].topic, topic) == 0)
+            return kc->ends[i].lag;
+    return -1;
 }
 
 size_t rs_kafka_lag(struct rs_kafka *kc, struct rs_kafka_lag *out, size_t max)
@@ -1119,16 +1139,15 @@ size_t rs_kafka_lag(struct rs_kafka *kc, struct rs_kafka_lag *out, size_t max)
     rd_kafka_position(kc->rk, parts);
     if (kc->paused && parts->cnt > 0) ask_ends(kc, parts);
     for (int i = 0; i < parts->cnt && n < max; i++) {
-        const rd_kafka_topic_partition_t *tp = &parts->elems[i], *end = NULL;
-        int64_t lo = -1, hi = -1;
+        const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        int64_t lo = -1, hi = -1, end;
         snprintf(out[n].topic, sizeof(out[n].topic), "%s", tp->topic);
         out[n].partition = tp->partition;
         out[n].lag = -1;
         if (rd_kafka_get_watermark_offsets(kc->rk, tp->topic, tp->partition, &lo, &hi))
             hi = -1;
-        if (kc->paused && kc->ends)
-            end = rd_kafka_topic_partition_list_find(kc->ends, tp->topic, tp->partition);
-        if (end && !end->err && end->offset >= 0 && end->offset > hi) hi = end->offset;
+        end = kc->paused ? asked_end(kc, tp->topic, tp->partition) : -1;
+        if (end > hi) hi = end;
         if (hi >= 0 && tp->offset >= 0) out[n].lag = hi > tp->offset ? hi - tp->offset : 0;
         n++;
     }

@@ -656,7 +656,7 @@ static rs_err_t batch_items(struct rs_pipeline *p, struct rs_pub_batch *b, size_
     size_t n = rs_neighbors_take_changed(p->neighbors, p->sim_items, max);
     rs_err_t err = rs_pub_batch_reserve_items(b, n);
 
-    if (!err) { /* in the snapshots while in flight: see save_sims_in_flight */
+    if (!err && n) { /* in the snapshots while in flight: see save_sims_in_flight */
         memcpy(b->items + b->n_items, p->sim_items, n * sizeof(uint32_t));
         b->n_items += n;
     }
