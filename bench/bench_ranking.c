@@ -127,8 +127,7 @@ static struct rs_rank_weights default_weights(void)
 {
     struct rs_config *conf = rs_config_create();
     if (!conf) exit(1);
-    struct rs_rank_weights w = {(float)conf->mf_weight, (float)conf->neighbor_weight,
-                                (float)conf->popularity_weight, (float)conf->recency_decay};
+    struct rs_rank_weights w = rs_pipeline_weights(conf);
     rs_config_destroy(conf);
     return w;
 }

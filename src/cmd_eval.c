@@ -328,11 +328,9 @@ int rs_cmd_eval(int argc, char **argv)
         rs_eval_sort_by_time(&d);
         if (via_pipeline) {
             char set[64];
-            struct rs_rank_weights w = {
-                (float)conf->mf_weight, (float)conf->neighbor_weight,
-                (float)conf->popularity_weight, (float)conf->recency_decay};
+            struct rs_rank_weights w = rs_pipeline_weights(conf);
             if (strcmp(model_name, "neighbors") == 0) /* the same neighbour term alone */
-                w = (struct rs_rank_weights){0, 1, 0, (float)conf->recency_decay};
+                w = (struct rs_rank_weights){0, 1, 0, w.recency_decay};
             snprintf(set, sizeof(set), "ranking.top_n=%ld", top_n);
             rs_config_set(conf, set, errstr, sizeof(errstr));
             err = rs_eval_prequential_pipeline(&d, conf, &w, &po, &r, errstr,

@@ -43,6 +43,13 @@
  * and a clock read for each one, a large share of the producer's CPU. */
 #define PRODUCE_POLL_EVERY 1024u
 
+/* A partition's log end offset as the brokers gave it (-1: not known). */
+struct end_offset {
+    char topic[128];
+    int32_t partition;
+    int64_t offset;
+};
+
 /* One bad message on its way to the dead-letter topic: owned copies, freed
  * once the broker has acknowledged it. */
 struct dead_letter {
@@ -80,7 +87,7 @@ struct rs_kafka {
     /* back-pressure */
     int paused;
     uint64_t pauses;
-    struct rs_kafka_lag *ends; /* log end offsets last asked while paused (in .lag) */
+    struct end_offset *ends;   /* log end offsets last asked while paused */
     size_t ends_cnt;
     uint64_t ends_retry_ns;    /* no new ask before this (after a failure) */
     /* the offsets last asked to commit, retried when the commit failed */
@@ -1085,14 +1092,13 @@ const char *rs_kafka_embedded_bootstraps(const struct rs_kafka *kc)
 
 /* While paused nothing is fetched, so the cached high watermarks stop where
  * the last fetch left them: asks the brokers for the log end offsets of parts
- * (one ListOffsets request per leader) into kc->ends (the offset in .lag).
- * After a failure the last answer stands and the next ask waits
- * END_QUERY_RETRY_NS, so that an unreachable broker does not block the caller
- * every time. */
+ * (one ListOffsets request per leader) into kc->ends. After a failure the
+ * last answer stands and the next ask waits END_QUERY_RETRY_NS, so that an
+ * unreachable broker does not block the caller every time. */
 static void ask_ends(struct rs_kafka *kc, const rd_kafka_topic_partition_list_t *parts)
 {
     rd_kafka_topic_partition_list_t *q;
-    struct rs_kafka_lag *ends;
+    struct end_offset *ends;
     rd_kafka_resp_err_t err;
     uint64_t now = rs_mono_ns();
 
@@ -1112,7 +1118,7 @@ static void ask_ends(struct rs_kafka *kc, const rd_kafka_topic_partition_list_t 
     for (int i = 0; i < q->cnt; i++) {
         snprintf(ends[i].topic, sizeof(ends[i].topic), "%s", q->elems[i].topic);
         ends[i].partition = q->elems[i].partition;
-        ends[i].lag = q->elems[i].err ? -1 : q->elems[i].offset;
+        ends[i].offset = q->elems[i].err ? -1 : q->elems[i].offset;
     }
     free(kc->ends);
     kc->ends = ends;
@@ -1126,7 +1132,7 @@ static int64_t asked_end(const struct rs_kafka *kc, const char *topic, int32_t p
 {
     for (size_t i = 0; i < kc->ends_cnt; i++)
         if (kc->ends[i].partition == partition && strcmp(kc->ends[i].topic, topic) == 0)
-            return kc->ends[i].lag;
+            return kc->ends[i].offset;
     return -1;
 }
 

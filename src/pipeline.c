@@ -111,6 +111,15 @@ void rs_pipeline_model_params(const struct rs_config *conf, struct rs_model_para
     mp->adagrad_rate = (float)conf->adagrad_rate;
 }
 
+/* What the neighbours take from the configuration rather than from their
+ * saved state: the support shrinkage and the order weights (values checked
+ * by config). Applied to a new object and to one loaded from a snapshot. */
+static void configure_neighbors(struct rs_neighbors *nb, const struct rs_config *conf)
+{
+    rs_neighbors_set_shrink(nb, conf->neighbors_shrink);
+    rs_neighbors_set_order(nb, conf->neighbors_backward_weight, conf->neighbors_gap_decay);
+}
+
 struct rs_pipeline *rs_pipeline_create(const struct rs_config *conf,
                                        struct rs_redis *redis, char *errstr,
                                        size_t errstr_size)
@@ -145,10 +154,7 @@ struct rs_pipeline *rs_pipeline_create(const struct rs_config *conf,
     if (!p->users || !p->items || !p->model || !p->history || !p->dirty || !p->ranker ||
         !p->recs || !p->neighbors || !p->popularity || !p->sim_recs || !p->served)
         goto nomem;
-    /* checked by config */
-    rs_neighbors_set_shrink(p->neighbors, conf->neighbors_shrink);
-    rs_neighbors_set_order(p->neighbors, conf->neighbors_backward_weight,
-                           conf->neighbors_gap_decay);
+    configure_neighbors(p->neighbors, conf);
     rs_ranker_set_list_staleness(p->ranker, (uint64_t)conf->neighbor_list_max_age_ms,
                                  (uint64_t)conf->neighbor_list_max_events);
     rs_buf_init(&p->key);
@@ -493,8 +499,8 @@ static rs_err_t batch_forgotten(struct rs_pipeline *p, struct rs_pub_batch *b)
     return err;
 }
 
-/* The [ranking] weights, read at each use: SIGHUP may change them. */
-static struct rs_rank_weights conf_weights(const struct rs_config *conf)
+/* Read at each use: SIGHUP may change them. */
+struct rs_rank_weights rs_pipeline_weights(const struct rs_config *conf)
 {
     struct rs_rank_weights w = {(float)conf->mf_weight, (float)conf->neighbor_weight,
                                 (float)conf->popularity_weight,
@@ -507,7 +513,7 @@ static rs_err_t rank(struct rs_pipeline *p, const uint32_t *users, size_t n,
                      struct rs_rec *out, size_t *counts)
 {
     struct rs_rank_sources src = {p->model, p->history, p->neighbors, p->popularity};
-    struct rs_rank_weights w = conf_weights(p->conf);
+    struct rs_rank_weights w = rs_pipeline_weights(p->conf);
     return rs_ranker_blend(p->ranker, &src, &w, users, n, out, counts);
 }
 
@@ -524,7 +530,7 @@ rs_err_t rs_pipeline_recommend_with(struct rs_pipeline *p, const char *user, siz
 rs_err_t rs_pipeline_recommend(struct rs_pipeline *p, const char *user, size_t len,
                                struct rs_rec *out, size_t *n)
 {
-    struct rs_rank_weights w = conf_weights(p->conf);
+    struct rs_rank_weights w = rs_pipeline_weights(p->conf);
     return rs_pipeline_recommend_with(p, user, len, &w, out, n);
 }
 
@@ -1297,9 +1303,7 @@ rs_err_t rs_pipeline_snapshot_load(void *ctx, const struct rs_snapshot *snap, ch
     /* None is in the neighbours' section: the shrinkage and the order weights
      * are configuration, and their clock (the latest event time) is
      * popularity's, which saw every event. */
-    rs_neighbors_set_shrink(to->neighbors, p->conf->neighbors_shrink);
-    rs_neighbors_set_order(to->neighbors, p->conf->neighbors_backward_weight,
-                           p->conf->neighbors_gap_decay);
+    configure_neighbors(to->neighbors, p->conf);
     rs_neighbors_set_clock(to->neighbors, rs_popularity_clock(to->popularity));
     swap_state(p, to);
     p->forgotten_sent = 0;

@@ -138,6 +138,9 @@ size_t rs_pipeline_publish_slots(const struct rs_pipeline *p);
 rs_err_t rs_pipeline_recommend(struct rs_pipeline *p, const char *user, size_t len,
                                struct rs_rec *out, size_t *n);
 
+/* The blend weights of conf's [ranking] (recency decay included). */
+struct rs_rank_weights rs_pipeline_weights(const struct rs_config *conf);
+
 /* The same with any weights (e.g. an evaluation scoring one signal alone). */
 rs_err_t rs_pipeline_recommend_with(struct rs_pipeline *p, const char *user, size_t len,
                                     const struct rs_rank_weights *w, struct rs_rec *out,
