@@ -89,6 +89,7 @@ static void update_metrics(struct rs_metrics *metrics, const struct rs_pipeline 
     extra->lag_cnt = kc ? rs_kafka_lag(kc, lags, MAX_LAG_PARTITIONS) : 0;
     if (kc) rs_kafka_stats(kc, &kst);
     extra->kafka = kc ? &kst : NULL;
+    extra->have_sched = rs_thread_sched_ns(&extra->model_run_ns, &extra->model_wait_ns) == 0;
     rs_buf_reset(text);
     if (rs_exposition_render(text, p, extra) == RS_OK)
         rs_metrics_publish(metrics, text->data, text->len);
@@ -435,7 +436,7 @@ int rs_cmd_run(int argc, char **argv)
     rs_err_t err;
     struct sigaction sa;
     struct rs_metrics *metrics = NULL;
-    struct rs_exposition_extra extra = {rs_now_ms(), NULL, 0, NULL};
+    struct rs_exposition_extra extra = {.start_time_ms = rs_now_ms()};
     struct rs_buf text;
     uint64_t last_metrics = 0;
 

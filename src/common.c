@@ -1,8 +1,11 @@
 /*
- * common.c - error names and clocks shared by every module.
+ * common.c - error names and clocks shared by every module, and the calling
+ * thread's scheduler times.
  */
 #include "recstream/common.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <time.h>
 
 const char *rs_err_str(rs_err_t err)
@@ -34,4 +37,16 @@ uint64_t rs_mono_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* /proc/thread-self/schedstat: "run_ns wait_ns timeslices" (kernels with
+ * CONFIG_SCHED_INFO, which Debian's and most distributions' have). */
+int rs_thread_sched_ns(uint64_t *run_ns, uint64_t *wait_ns)
+{
+    FILE *f = fopen("/proc/thread-self/schedstat", "r");
+    int got;
+    if (!f) return -1;
+    got = fscanf(f, "%" SCNu64 " %" SCNu64, run_ns, wait_ns);
+    fclose(f);
+    return got == 2 ? 0 : -1;
 }

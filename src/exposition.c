@@ -195,6 +195,17 @@ rs_err_t rs_exposition_render(struct rs_buf *b, const struct rs_pipeline *p,
                     "Online hit rate since start: live_hits_total / "
                     "live_checked_events_total (0 before any check).",
                     ops->hit_checks ? (double)ops->hits / (double)ops->hit_checks : 0.0);
+    if (!err && extra->have_sched)
+        err = counter(b, "recstream_model_thread_cpu_seconds_total",
+                      "CPU time of the model's thread (consumes, applies, ranks, encodes).",
+                      (double)extra->model_run_ns / 1e9);
+    if (!err && extra->have_sched)
+        err = counter(b, "recstream_model_thread_cpu_wait_seconds_total",
+                      "Time the model's thread was ready to run but waited for a CPU "
+                      "(other processes or threads had the cores): when it grows by "
+                      "a large share of a second per second, recstream is short of CPU "
+                      "rather than slow.",
+                      (double)extra->model_wait_ns / 1e9);
     if (!err && extra->lag_cnt > 0) {
         err = rs_metrics_family(b, "recstream_consumer_lag", "gauge",
                                 "Messages in an assigned partition not consumed yet "

@@ -40,4 +40,11 @@ int64_t rs_now_ms(void);
 /* Monotonic nanoseconds, for intervals. */
 uint64_t rs_mono_ns(void);
 
+/*
+ * The calling thread's CPU time and the time it has spent runnable but
+ * waiting for a CPU, in ns since it started (Linux's per-thread schedstat).
+ * 0, or -1 where the kernel does not keep them.
+ */
+int rs_thread_sched_ns(uint64_t *run_ns, uint64_t *wait_ns);
+
 #endif

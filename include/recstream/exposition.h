@@ -20,6 +20,8 @@ struct rs_exposition_extra {
     const struct rs_kafka_lag *lags; /* per assigned partition, or NULL */
     size_t lag_cnt;
     const struct rs_kafka_stats *kafka; /* dead letters, commits, pauses; or NULL */
+    int have_sched;                     /* the two below are known (rs_thread_sched_ns) */
+    uint64_t model_run_ns, model_wait_ns; /* the model's thread: on a CPU, waiting for one */
 };
 
 /* Appends the whole exposition text for p to b. RS_OK or RS_ENOMEM. */

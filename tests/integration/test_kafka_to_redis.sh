@@ -87,8 +87,15 @@ hits=$(sed -n 's/^recstream_live_hits_total //p' <<<"$metrics")
 [ -n "$checked" ] && [ -n "$hits" ] && [ "$checked" -ge "$HALF" ] && [ "$checked" -le "$EVENTS" ] \
   && [ $((hits * 100)) -ge $((checked * 15)) ] \
   || { echo "FAIL: online hit rate: $hits hits of $checked checked events"; exit 1; }
+# The model thread's scheduler times, where the kernel keeps them: it has run.
+if [ -r /proc/thread-self/schedstat ]; then
+  cpu=$(sed -n 's/^recstream_model_thread_cpu_seconds_total //p' <<<"$metrics")
+  wait_s=$(sed -n 's/^recstream_model_thread_cpu_wait_seconds_total //p' <<<"$metrics")
+  [ -n "$cpu" ] && [ -n "$wait_s" ] && awk -v c="$cpu" 'BEGIN { exit !(c > 0) }' \
+    || { echo "FAIL: model thread CPU '$cpu' s, waited '$wait_s' s"; exit 1; }
+fi
 echo "metrics: $(grep -c '^recstream_' <<<"$metrics") samples, applied count matches, lag 0," \
-  "hit rate $hits of $checked"
+  "hit rate $hits of $checked, model thread CPU ${cpu:-?} s (waited ${wait_s:-?} s)"
 
 echo "bogus line without equals" >>"$CONFIG"
 kill -HUP "$PID"; sleep 0.5

@@ -1,7 +1,8 @@
 /*
  * test_exposition.c - the /metrics text reflects the pipeline: applied and
  * rejected counts (every reason present), model sizes, build info, snapshot
- * outcomes and the publish-duration histogram.
+ * outcomes and the publish-duration histogram; the model thread's scheduler
+ * times only where they are known.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,7 +23,8 @@ static void test_counters_follow_the_events_fed(void **state)
     struct rs_pipeline *p;
     struct rs_kafka_lag lag = {"events", 3, 42};
     struct rs_kafka_stats kst = {7, 2, 5, 1, 3, 4, 1};
-    struct rs_exposition_extra extra = {1000, &lag, 1, &kst};
+    struct rs_exposition_extra extra = {
+        .start_time_ms = 1000, .lags = &lag, .lag_cnt = 1, .kafka = &kst};
     struct rs_buf b;
     const char *good = "{\"user\":\"a\",\"item\":\"x\",\"type\":\"play\"}";
     const char *good2 = "{\"user\":\"b\",\"item\":\"y\",\"type\":\"play\"}";
@@ -68,6 +70,17 @@ static void test_counters_follow_the_events_fed(void **state)
     assert_non_null(strstr(b.data, "\nrecstream_live_hits_total 0\n"));
     assert_non_null(strstr(b.data, "\nrecstream_live_hit_rate 0\n"));
     assert_non_null(strstr(b.data, "\nrecstream_consumer_lag{topic=\"events\",partition=\"3\"} 42\n"));
+    assert_null(strstr(b.data, "recstream_model_thread_cpu"));
+
+    extra.have_sched = 1;
+    extra.model_run_ns = 2500000000u;
+    extra.model_wait_ns = 500000000u;
+    rs_buf_reset(&b);
+    assert_int_equal(rs_exposition_render(&b, p, &extra), RS_OK);
+    assert_int_equal(rs_buf_append(&b, "", 1), RS_OK);
+    assert_non_null(strstr(b.data, "\nrecstream_model_thread_cpu_seconds_total 2.5\n"));
+    assert_non_null(strstr(b.data, "\nrecstream_model_thread_cpu_wait_seconds_total 0.5\n"));
+    assert_non_null(strstr(b.data, "# TYPE recstream_model_thread_cpu_wait_seconds_total counter\n"));
     rs_buf_free(&b);
     rs_pipeline_destroy(p);
     rs_config_destroy(conf);
