@@ -45,7 +45,7 @@ static void test_run_and_wait_times(void **state)
 
     busy_ms(200); /* alone on whatever CPU: mostly running */
     assert_int_equal(rs_thread_sched_ns(&run1, &wait1), 0);
-    assert_true(run1 - run0 >= 50000000u);
+    assert_true(run1 - run0 >= 20000000u);
 
     /* Both threads on one CPU: each runs about half the time and waits the rest. */
     assert_int_equal(sched_getaffinity(0, sizeof(all), &all), 0);
