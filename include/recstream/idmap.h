@@ -34,10 +34,6 @@ rs_err_t rs_idmap_find(const struct rs_idmap *map, const char *id, size_t len,
                        uint32_t *idx);
 
 /*
- * Removes the id at idx; idx is given to a later new id (most recently
- * removed first). RS_OK, or RS_ENOENT if idx holds no id.
- */
-/*
  * Starts fetching what looking id up will read, in stages a few lookups
  * ahead (each reads what the one before fetched): 0, its table slot; 1, the
  * index data of the id in that slot; 2, that id's name. Returns the index in
@@ -47,6 +43,10 @@ rs_err_t rs_idmap_find(const struct rs_idmap *map, const char *id, size_t len,
 uint32_t rs_idmap_prefetch(const struct rs_idmap *map, const char *id, size_t len,
                            int stage);
 
+/*
+ * Removes the id at idx; idx is given to a later new id (most recently
+ * removed first). RS_OK, or RS_ENOENT if idx holds no id.
+ */
 rs_err_t rs_idmap_remove(struct rs_idmap *map, uint32_t idx);
 
 /* The id of idx (not NUL-terminated; *len set), or NULL if idx holds no id. */

@@ -127,10 +127,10 @@ void rs_neighbors_set_clock(struct rs_neighbors *nb, int64_t ts_ms);
 /* Empties user's ring (for `forget`); counts already added stay. */
 void rs_neighbors_forget(struct rs_neighbors *nb, uint32_t user);
 
-/* User's recent items, oldest first (borrowed, valid until the next add); *n set. */
 /* Starts fetching user's ring of recent items. Changes nothing. */
 void rs_neighbors_prefetch_user(const struct rs_neighbors *nb, uint32_t user);
 
+/* User's recent items, oldest first (borrowed, valid until the next add); *n set. */
 const uint32_t *rs_neighbors_recent(const struct rs_neighbors *nb, uint32_t user,
                                     size_t *n);
 

@@ -16,6 +16,15 @@
 #include "recstream/exposition.h"
 #include "recstream/log.h"
 
+/* The exposition text of p into b (replacing what b held), NUL-terminated. */
+static void render(struct rs_buf *b, const struct rs_pipeline *p,
+                   const struct rs_exposition_extra *extra)
+{
+    rs_buf_reset(b);
+    assert_int_equal(rs_exposition_render(b, p, extra), RS_OK);
+    assert_int_equal(rs_buf_append(b, "", 1), RS_OK);
+}
+
 static void test_counters_follow_the_events_fed(void **state)
 {
     char errstr[256];
@@ -42,8 +51,7 @@ static void test_counters_follow_the_events_fed(void **state)
     rs_pipeline_note_snapshot(p, 0, 6000, 1000000);
     rs_pipeline_note_snapshot_duration(p, 250000000);
     rs_buf_init(&b);
-    assert_int_equal(rs_exposition_render(&b, p, &extra), RS_OK);
-    assert_int_equal(rs_buf_append(&b, "", 1), RS_OK);
+    render(&b, p, &extra);
     assert_non_null(strstr(b.data, "\nrecstream_events_applied_total 2\n"));
     assert_non_null(strstr(b.data, "\nrecstream_events_consumed_total 3\n"));
     assert_non_null(strstr(b.data, "\nrecstream_snapshot_duration_seconds 0.25\n"));
@@ -75,9 +83,7 @@ static void test_counters_follow_the_events_fed(void **state)
     extra.have_sched = 1;
     extra.model_run_ns = 2500000000u;
     extra.model_wait_ns = 500000000u;
-    rs_buf_reset(&b);
-    assert_int_equal(rs_exposition_render(&b, p, &extra), RS_OK);
-    assert_int_equal(rs_buf_append(&b, "", 1), RS_OK);
+    render(&b, p, &extra);
     assert_non_null(strstr(b.data, "\nrecstream_model_thread_cpu_seconds_total 2.5\n"));
     assert_non_null(strstr(b.data, "\nrecstream_model_thread_cpu_wait_seconds_total 0.5\n"));
     assert_non_null(strstr(b.data, "# TYPE recstream_model_thread_cpu_wait_seconds_total counter\n"));
